@@ -1,0 +1,1 @@
+"""Backends: one implementation per `backend` / `platform`, looked up in a registry."""

@@ -1,0 +1,1 @@
+"""The model repository: layout scan, config parsing, version policy, lifecycle and polling."""

@@ -1,0 +1,195 @@
+"""Domain request, response and tensor types shared by the transport, the schedulers and the backends."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ParamValue = bool | int | float | str
+"""A request or response parameter value (InferParameter's oneof, without the wire type)."""
+
+
+class DataType(enum.Enum):
+    """Tensor element types; the value is the API string (PROTOCOL.md 1.5)."""
+
+    BOOL = "BOOL"
+    UINT8 = "UINT8"
+    UINT16 = "UINT16"
+    UINT32 = "UINT32"
+    UINT64 = "UINT64"
+    INT8 = "INT8"
+    INT16 = "INT16"
+    INT32 = "INT32"
+    INT64 = "INT64"
+    FP16 = "FP16"
+    FP32 = "FP32"
+    FP64 = "FP64"
+    BYTES = "BYTES"
+    BF16 = "BF16"
+
+    @classmethod
+    def from_api(cls, name: str) -> DataType:
+        try:
+            return cls(name)
+        except ValueError:
+            from server.errors import InvalidInput
+
+            raise InvalidInput(f"unknown datatype '{name}'") from None
+
+    @classmethod
+    def from_config(cls, name: str) -> DataType:
+        """From a model-config enum name such as TYPE_FP32 or TYPE_STRING."""
+        key = name.removeprefix("TYPE_")
+        if key == "STRING":
+            return cls.BYTES
+        try:
+            return cls(key)
+        except ValueError:
+            from server.errors import ConfigError
+
+            raise ConfigError(f"unknown data_type '{name}'") from None
+
+    @property
+    def config_name(self) -> str:
+        return "TYPE_STRING" if self is DataType.BYTES else f"TYPE_{self.value}"
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        """The numpy dtype holding this type; BF16 is carried as its raw uint16 bit pattern."""
+        return np.dtype(_NUMPY[self])
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element on the wire; 0 for BYTES (variable)."""
+        return 0 if self is DataType.BYTES else _NUMPY_ITEMSIZE[self]
+
+    @classmethod
+    def from_numpy(cls, dtype: np.dtype) -> DataType:
+        dtype = np.dtype(dtype)
+        if dtype.kind in ("O", "S", "U"):
+            return cls.BYTES
+        for dt, np_name in _NUMPY.items():
+            if dt not in (DataType.BYTES, DataType.BF16) and np.dtype(np_name) == dtype:
+                return dt
+        from server.errors import InvalidInput
+
+        raise InvalidInput(f"numpy dtype '{dtype}' has no tensor datatype")
+
+
+_NUMPY: dict[DataType, str] = {
+    DataType.BOOL: "bool",
+    DataType.UINT8: "uint8",
+    DataType.UINT16: "uint16",
+    DataType.UINT32: "uint32",
+    DataType.UINT64: "uint64",
+    DataType.INT8: "int8",
+    DataType.INT16: "int16",
+    DataType.INT32: "int32",
+    DataType.INT64: "int64",
+    DataType.FP16: "float16",
+    DataType.FP32: "float32",
+    DataType.FP64: "float64",
+    DataType.BYTES: "object",
+    DataType.BF16: "uint16",
+}
+_NUMPY_ITEMSIZE = {dt: np.dtype(n).itemsize for dt, n in _NUMPY.items() if dt is not DataType.BYTES}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named tensor. BYTES data is a numpy object array of `bytes`; BF16 data holds uint16 bit patterns."""
+
+    name: str
+    datatype: DataType
+    data: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.data.shape)
+
+    @classmethod
+    def from_numpy(cls, name: str, array: np.ndarray, datatype: DataType | None = None) -> Tensor:
+        return cls(name, datatype or DataType.from_numpy(array.dtype), array)
+
+
+class CancelToken:
+    """Set once when the client cancels; backends poll `is_cancelled` or register callbacks."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb()
+
+    def is_cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on cancel (at once if already cancelled); it must be cheap and thread-safe."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+
+@dataclass
+class RequestTimes:
+    """Monotonic nanosecond timestamps of a request's phases (0 = not reached); feeds stats and traces."""
+
+    received_ns: int = field(default_factory=time.monotonic_ns)
+    queue_start_ns: int = 0
+    compute_start_ns: int = 0
+    compute_input_end_ns: int = 0
+    compute_output_start_ns: int = 0
+    compute_end_ns: int = 0
+    first_response_ns: int = 0
+
+
+@dataclass
+class InferRequest:
+    """One inference request after validation: inputs by name, requested outputs (None = all)."""
+
+    model_name: str
+    model_version: str
+    id: str
+    inputs: dict[str, Tensor]
+    requested_outputs: tuple[str, ...] | None = None
+    parameters: Mapping[str, ParamValue] = field(default_factory=dict)
+    cancel: CancelToken = field(default_factory=CancelToken)
+    times: RequestTimes = field(default_factory=RequestTimes)
+    trace_context: Mapping[str, str] = field(default_factory=dict)
+    """W3C trace headers (traceparent, tracestate) from the client, for the telemetry layer."""
+
+
+@dataclass
+class InferResponse:
+    """One response of a request; decoupled models produce several, the last with `final=True`.
+
+    A response with `error` set is a failure of that request only; `outputs` is then empty.
+    """
+
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[Tensor] = field(default_factory=list)
+    parameters: dict[str, ParamValue] = field(default_factory=dict)
+    final: bool = True
+    error: Exception | None = None
+
+    @property
+    def is_empty_final(self) -> bool:
+        return self.final and not self.outputs and self.error is None
