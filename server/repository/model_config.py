@@ -173,7 +173,9 @@ def _dynamic_batching(d: Mapping[str, Any] | None) -> DynamicBatching | None:
         return None
     qp = d.get("default_queue_policy", {})
     return DynamicBatching(
-        preferred_batch_size=tuple(_int(x, "preferred_batch_size") for x in d.get("preferred_batch_size", ())),
+        preferred_batch_size=tuple(
+            _int(x, "preferred_batch_size") for x in d.get("preferred_batch_size", ())
+        ),
         max_queue_delay_microseconds=_int(d.get("max_queue_delay_microseconds", 0), "max_queue_delay"),
         preserve_ordering=bool(d.get("preserve_ordering", False)),
         default_queue_policy=QueuePolicy(
@@ -230,7 +232,11 @@ def _from_dict(d: Mapping[str, Any], default_name: str) -> ModelConfig:
 
 
 def _tensor_dict(t: TensorConfig, is_input: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": t.name, "data_type": t.data_type.config_name, "dims": [str(x) for x in t.dims]}
+    out: dict[str, Any] = {
+        "name": t.name,
+        "data_type": t.data_type.config_name,
+        "dims": [str(x) for x in t.dims],
+    }
     if t.reshape is not None:
         out["reshape"] = {"shape": [str(x) for x in t.reshape]}
     if is_input and t.optional:
@@ -270,7 +276,8 @@ def _to_dict(c: ModelConfig) -> dict[str, Any]:
             },
         }
     d["instance_group"] = [
-        {"name": g.name, "count": g.count, "kind": g.kind.value, "gpus": list(g.gpus)} for g in c.instance_groups
+        {"name": g.name, "count": g.count, "kind": g.kind.value, "gpus": list(g.gpus)}
+        for g in c.instance_groups
     ]
     d["default_model_filename"] = c.default_model_filename
     d["parameters"] = {k: {"string_value": v} for k, v in c.parameters.items()}
