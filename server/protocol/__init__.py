@@ -1,0 +1,1 @@
+"""The wire protocol: generated stubs, protobuf <-> domain conversion, status codes, config text."""
