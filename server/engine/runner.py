@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from server.engine.sampling_params import SamplingParams
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One sequence's share of a step: compute KV for `token_ids` at positions start_pos.. and maybe sample."""
+    """One sequence's share of a step: compute KV for `token_ids` from position start_pos, maybe sample."""
 
     request_id: str
     token_ids: Sequence[int]
@@ -26,9 +26,13 @@ class BatchItem:
     prompt_len: int
     output_token_ids: Sequence[int]
     """Tokens generated so far (read-only; penalties and min_tokens use it)."""
+    prompt_token_ids: Sequence[int] = ()
+    """The prompt, read-only: only its first `prompt_len` entries are read, so the request's whole token
+    list (prompt + outputs) may be passed as is. The repetition penalty and bad words look at the prompt
+    too (as in HF and vLLM); prefix-cache hits skip prompt tokens in `token_ids`, so the runner needs it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepOutput:
     """What the runner sampled for one BatchItem with `sample=True`."""
 

@@ -41,9 +41,11 @@ class SamplingParams:
         if self.max_tokens <= 0:
             raise InvalidInput(f"max_tokens must be > 0, got {self.max_tokens}")
         if self.max_tokens > max_model_tokens:
-            raise InvalidInput(f"max_tokens {self.max_tokens} exceeds the model's limit of {max_model_tokens}")
+            raise InvalidInput(f"max_tokens {self.max_tokens} exceeds the model's limit {max_model_tokens}")
         if self.min_tokens < 0 or self.min_tokens > self.max_tokens:
-            raise InvalidInput(f"min_tokens must be in [0, max_tokens={self.max_tokens}], got {self.min_tokens}")
+            raise InvalidInput(
+                f"min_tokens must be in [0, max_tokens={self.max_tokens}], got {self.min_tokens}"
+            )
         if self.temperature < 0:
             raise InvalidInput(f"temperature must be >= 0, got {self.temperature}")
         if self.top_k < 0:

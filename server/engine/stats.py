@@ -10,10 +10,11 @@ class SchedulerStats:
     """A snapshot after one engine step; the TensorRT-LLM backend maps its iteration stats onto it too."""
 
     num_running: int = 0
-    """Requests scheduled in the last step (decode + prefill)."""
+    """Requests running (holding KV blocks, decoding or mid-prefill) after the last step."""
     num_waiting: int = 0
+    """Requests queued for admission, preempted ones included."""
     num_context: int = 0
-    """Requests that ran a prefill chunk in the last step."""
+    """Requests that ran a prefill chunk in the last step (0 once the engine is idle)."""
     max_num_seqs: int = 0
     kv_blocks_total: int = 0
     kv_blocks_free: int = 0
@@ -28,6 +29,7 @@ class SchedulerStats:
     generation_tokens_total: int = 0
     step_counter: int = 0
     tokens_last_step: int = 0
+    """Tokens computed in the last step (0 once the engine is idle)."""
     timestamp_s: float = 0.0
 
     @property
