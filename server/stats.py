@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
+import math
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from server.errors import ConfigError
 
 
 class FailureReason(enum.Enum):
@@ -15,6 +22,33 @@ class FailureReason(enum.Enum):
     CANCELED = "CANCELED"
     BACKEND = "BACKEND"
     OTHER = "OTHER"
+
+
+class HistogramKind(enum.Enum):
+    """The per-request distributions a model version keeps (the name ends in the unit observed)."""
+
+    FIRST_RESPONSE_MS = "first_response_ms"
+    """Time to first response of every request (Triton's nv_inference_first_response_histogram_ms)."""
+    TIME_TO_FIRST_TOKEN_S = "time_to_first_token_s"
+    TIME_PER_OUTPUT_TOKEN_S = "time_per_output_token_s"
+    E2E_LATENCY_S = "e2e_latency_s"
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+
+
+FIRST_RESPONSE_FAMILY = "nv_inference_first_response_histogram_ms"
+DEFAULT_BUCKETS: dict[HistogramKind, tuple[float, ...]] = {
+    HistogramKind.FIRST_RESPONSE_MS: (100.0, 500.0, 2000.0, 5000.0),  # Triton's defaults
+    HistogramKind.TIME_TO_FIRST_TOKEN_S: (
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ),
+    HistogramKind.TIME_PER_OUTPUT_TOKEN_S: (
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+    ),
+    HistogramKind.E2E_LATENCY_S: (0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0),
+    HistogramKind.INPUT_TOKENS: (10.0, 50.0, 100.0, 500.0, 1000.0),  # TRT-LLM backend's token buckets
+    HistogramKind.OUTPUT_TOKENS: (10.0, 50.0, 100.0, 500.0, 1000.0),
+}
 
 
 @dataclass
@@ -38,6 +72,71 @@ class BatchStats:
     compute_output: Duration = field(default_factory=Duration)
 
 
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """A cumulative histogram: `counts[i]` observations fell in (bounds[i-1], bounds[i]]; the last is +Inf."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+    count: int
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations <= bound) pairs ending with (+Inf, count), as Prometheus wants."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+class Histogram:
+    """Fixed upper bounds, cumulative since creation; not locked itself (ModelStats holds the lock)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = validate_buckets(bounds, "histogram")
+        self._counts = [0] * (len(self.bounds) + 1)
+        self._sum = 0.0
+        self._count = 0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, value)] += 1
+        self._sum += value
+        self._count += 1
+
+    def snapshot(self) -> HistogramSnapshot:
+        return HistogramSnapshot(self.bounds, tuple(self._counts), self._sum, self._count)
+
+
+def validate_buckets(bounds: Sequence[Any], where: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: buckets must be numbers, got {list(bounds)!r}") from None
+    if not out or any(not math.isfinite(b) for b in out) or any(a >= b for a, b in itertools.pairwise(out)):
+        raise ConfigError(f"{where}: buckets must be finite and strictly increasing, got {list(bounds)!r}")
+    return out
+
+
+def first_response_buckets(model_metrics: Mapping[str, Any]) -> tuple[float, ...]:
+    """TTFT buckets from config.pbtxt `model_metrics` (metric_control / histogram_options), else Triton's."""
+    buckets = DEFAULT_BUCKETS[HistogramKind.FIRST_RESPONSE_MS]
+    unknown = set(model_metrics) - {"metric_control"}
+    if unknown:
+        raise ConfigError(f"model_metrics: unknown field(s) {sorted(unknown)} (known: metric_control)")
+    for control in model_metrics.get("metric_control", ()):
+        family = (control.get("metric_identifier") or {}).get("family", "")
+        if family != FIRST_RESPONSE_FAMILY:
+            raise ConfigError(
+                f"model_metrics: metric family '{family}' has no options to set "
+                f"(only {FIRST_RESPONSE_FAMILY} takes histogram_options)"
+            )
+        options = control.get("histogram_options") or {}
+        buckets = validate_buckets(options.get("buckets", ()), f"model_metrics {family}")
+    return buckets
+
+
 @dataclass
 class StatsSnapshot:
     """A consistent copy of ModelStats, for exporters; durations in ns."""
@@ -54,14 +153,14 @@ class StatsSnapshot:
     last_inference_ms: int
     pending: int
     batches: dict[int, BatchStats]
-    first_response_ms: list[float]
-    """Times to first response observed since the last snapshot drain (for the TTFT histogram)."""
+    histograms: dict[HistogramKind, HistogramSnapshot]
+    """Cumulative per-request distributions; the LLM ones stay empty for tensor models."""
 
 
 class ModelStats:
-    """Counters of one model version; every method is thread-safe and O(1)."""
+    """Counters of one model version; every method is thread-safe and O(1) (O(log buckets))."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_response_buckets_ms: Sequence[float] | None = None) -> None:
         self._lock = threading.Lock()
         self._success = Duration()
         self._fail = Duration()
@@ -75,7 +174,19 @@ class ModelStats:
         self._last_ms = 0
         self._pending = 0
         self._batches: dict[int, BatchStats] = {}
-        self._first_response_ms: list[float] = []
+        bounds = dict(DEFAULT_BUCKETS)
+        if first_response_buckets_ms is not None:
+            bounds[HistogramKind.FIRST_RESPONSE_MS] = tuple(first_response_buckets_ms)
+        self._hist = {kind: Histogram(b) for kind, b in bounds.items()}
+
+    @classmethod
+    def for_model_metrics(cls, model_metrics: Mapping[str, Any]) -> ModelStats:
+        """Stats whose TTFT histogram uses the buckets of a config.pbtxt `model_metrics` section.
+
+        Raises:
+            ConfigError: unknown fields, another family, or buckets that are not strictly increasing.
+        """
+        return cls(first_response_buckets(model_metrics))
 
     def queued(self, delta: int) -> None:
         """Adjust the number of requests queued and not yet executing."""
@@ -109,14 +220,29 @@ class ModelStats:
             b.compute_output.add(output_ns)
 
     def first_response(self, ms: float) -> None:
+        """Time from receipt to the first response of a request (any model); once per request."""
         with self._lock:
-            self._first_response_ms.append(ms)
+            self._hist[HistogramKind.FIRST_RESPONSE_MS].observe(ms)
 
-    def snapshot(self, drain_first_response: bool = False) -> StatsSnapshot:
+    def llm_request_done(
+        self, prompt_tokens: int, output_tokens: int, ttft_ns: int, duration_ns: int
+    ) -> None:
+        """An LLM request finished (any finish reason): its token counts, time to first token, whole time.
+
+        Time per output token is the decode time spread over the tokens after the first.
+        """
         with self._lock:
-            first = list(self._first_response_ms)
-            if drain_first_response:
-                self._first_response_ms.clear()
+            self._hist[HistogramKind.INPUT_TOKENS].observe(prompt_tokens)
+            self._hist[HistogramKind.OUTPUT_TOKENS].observe(output_tokens)
+            self._hist[HistogramKind.E2E_LATENCY_S].observe(duration_ns / 1e9)
+            if output_tokens > 0:
+                self._hist[HistogramKind.TIME_TO_FIRST_TOKEN_S].observe(ttft_ns / 1e9)
+            if output_tokens > 1:
+                tpot_s = max(0, duration_ns - ttft_ns) / 1e9 / (output_tokens - 1)
+                self._hist[HistogramKind.TIME_PER_OUTPUT_TOKEN_S].observe(tpot_s)
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
             return StatsSnapshot(
                 success=Duration(self._success.count, self._success.ns),
                 fail=Duration(self._fail.count, self._fail.ns),
@@ -137,5 +263,5 @@ class ModelStats:
                     )
                     for k, v in self._batches.items()
                 },
-                first_response_ms=first,
+                histograms={kind: h.snapshot() for kind, h in self._hist.items()},
             )

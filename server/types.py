@@ -73,9 +73,9 @@ class DataType(enum.Enum):
         dtype = np.dtype(dtype)
         if dtype.kind in ("O", "S", "U"):
             return cls.BYTES
-        for dt, np_name in _NUMPY.items():
-            if dt not in (DataType.BYTES, DataType.BF16) and np.dtype(np_name) == dtype:
-                return dt
+        dt = _FROM_NUMPY.get(dtype)
+        if dt is not None:
+            return dt
         from server.errors import InvalidInput
 
         raise InvalidInput(f"numpy dtype '{dtype}' has no tensor datatype")
@@ -98,6 +98,8 @@ _NUMPY: dict[DataType, str] = {
     DataType.BF16: "uint16",
 }
 _NUMPY_ITEMSIZE = {dt: np.dtype(n).itemsize for dt, n in _NUMPY.items() if dt is not DataType.BYTES}
+# A dict lookup: from_numpy runs for every tensor of every request.
+_FROM_NUMPY = {np.dtype(n): dt for dt, n in _NUMPY.items() if dt not in (DataType.BYTES, DataType.BF16)}
 
 
 @dataclass(frozen=True)
@@ -121,26 +123,27 @@ class CancelToken:
     """Set once when the client cancels; backends poll `is_cancelled` or register callbacks."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        # A plain flag, not a threading.Event: one token is made per request, and nobody waits on it.
+        self._cancelled = False
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
         with self._lock:
-            if self._event.is_set():
+            if self._cancelled:
                 return
-            self._event.set()
+            self._cancelled = True
             callbacks, self._callbacks = self._callbacks, []
         for cb in callbacks:
             cb()
 
     def is_cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Run `callback` on cancel (at once if already cancelled); it must be cheap and thread-safe."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._cancelled:
                 self._callbacks.append(callback)
                 return
         callback()
@@ -159,6 +162,16 @@ class RequestTimes:
     first_response_ns: int = 0
 
 
+@dataclass(frozen=True)
+class RequestUsage:
+    """What an LLM request consumed and why it stopped (OpenAI-style `finish_reason`)."""
+
+    prompt_tokens: int
+    output_tokens: int
+    finish_reason: str
+    """One of: stop (EOS or a stop word), length (max tokens), cancelled, error."""
+
+
 @dataclass
 class InferRequest:
     """One inference request after validation: inputs by name, requested outputs (None = all)."""
@@ -173,6 +186,8 @@ class InferRequest:
     times: RequestTimes = field(default_factory=RequestTimes)
     trace_context: Mapping[str, str] = field(default_factory=dict)
     """W3C trace headers (traceparent, tracestate) from the client, for the telemetry layer."""
+    usage: RequestUsage | None = None
+    """Set by LLM backends before their final response; read by stats, traces and logs."""
 
 
 @dataclass

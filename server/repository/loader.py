@@ -79,7 +79,10 @@ class VersionLoader:
             LoadError: the backend failed to load or warm up, or reported not ready; nothing is left loaded.
         """
         name = config.name
-        stats = ModelStats()
+        try:  # per-model TTFT buckets (config.pbtxt model_metrics)
+            stats = ModelStats.for_model_metrics(config.model_metrics)
+        except HangarError as e:
+            raise LoadError(f"failed to load '{name}' version {version}: {e}") from e
         spec = ModelVersionSpec(name, version, config, model_dir, model_dir / str(version), stats)
         async with self._slots:
             start = time.monotonic()
