@@ -1,0 +1,1 @@
+"""What every LLM backend shares: tensor contracts, request translation, detokenization, responses."""

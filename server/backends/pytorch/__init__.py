@@ -1,0 +1,1 @@
+"""Hangar's own LLM engine backend: Llama-family models in torch over a paged KV cache."""

@@ -1,0 +1,1 @@
+"""Native CPU kernels, compiled from C at first use with the system compiler (torch is the fallback)."""

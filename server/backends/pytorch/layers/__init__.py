@@ -1,0 +1,1 @@
+"""One module per model operation: norms, rotary embeddings, projections, the MLP and paged attention."""

@@ -1,0 +1,1 @@
+"""TensorRT-LLM engines through its Executor API (`tensorrt_llm.bindings.executor`), imported lazily."""

@@ -1,0 +1,107 @@
+"""Greedy outputs equal transformers generate token for token, for each architecture and batch shape."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from server.backends.pytorch.runner import PyTorchModelRunner
+from server.engine.runner import BatchItem
+from server.engine.sampling_params import SamplingParams
+from tests.support.tiny_llm import ARCHITECTURES, hf_greedy, tiny_llm
+from tests.unit.backends.pytorch.driver import PagedDriver, greedy_seqs
+
+BACKENDS = ("native", "torch")
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_llm(tmp_path_factory, request.param)
+
+
+def runner_for(path: Path, backend: str, **options: object) -> PyTorchModelRunner:
+    if backend == "native":
+        from server.backends.pytorch.kernels.paged_decode import PagedDecodeKernel
+
+        if PagedDecodeKernel.load() is None:
+            pytest.skip("no C compiler: the native kernel cannot be built here")
+    return PyTorchModelRunner.from_checkpoint(
+        path, num_blocks=96, block_size=4, attention_backend=backend, **options  # type: ignore[arg-type]
+    )
+
+
+def prompts(vocab: int, lengths: list[int], seed: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[1] + [rng.randrange(3, vocab) for _ in range(n - 1)] for n in lengths]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_request_matches_transformers(model_dir: Path, backend: str) -> None:
+    runner = runner_for(model_dir, backend)
+    [prompt] = prompts(runner.vocab_size, [30])
+    [seq] = PagedDriver(runner).run(greedy_seqs([prompt], 12))
+    assert seq.outputs == hf_greedy(model_dir, [prompt], 12)[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mixed_batch_with_chunked_prefill_matches_transformers(model_dir: Path, backend: str) -> None:
+    """Five requests of different lengths arrive over several steps: prompt chunks (split at 7 tokens)
+    share flat steps with other requests' decodes, each at its own start position."""
+    runner = runner_for(model_dir, backend)
+    batch = prompts(runner.vocab_size, [5, 41, 17, 2, 9], seed=1)
+    driver = PagedDriver(runner, token_budget=24, max_chunk=7)
+    got = driver.run(greedy_seqs(batch, 10, arrivals=[0, 0, 2, 3, 5]))
+    assert [s.outputs for s in got] == hf_greedy(model_dir, batch, 10)
+    mixed = [step for step in driver.steps if {len(i.token_ids) == 1 for i in step} == {True, False}]
+    assert mixed, "no step mixed decodes with prompt chunks"
+
+
+def test_bfloat16_runs_close_to_float32(model_dir: Path) -> None:
+    """bfloat16 is a different model numerically; its greedy tokens agree with float32 at the start."""
+    runner32 = runner_for(model_dir, "torch")
+    runner16 = runner_for(model_dir, "torch", dtype="bfloat16")
+    batch = prompts(runner32.vocab_size, [12, 20], seed=2)
+    out32 = [s.outputs for s in PagedDriver(runner32).run(greedy_seqs(batch, 4))]
+    out16 = [s.outputs for s in PagedDriver(runner16).run(greedy_seqs(batch, 4))]
+    assert [o[0] for o in out16] == [o[0] for o in out32]
+
+
+def test_native_bfloat16_matches_torch_bfloat16(llama_dir: Path) -> None:
+    batch = prompts(300, [9, 33, 4], seed=3)
+    outs = [
+        [s.outputs for s in PagedDriver(runner_for(llama_dir, b, dtype="bfloat16")).run(greedy_seqs(batch, 6))]
+        for b in BACKENDS
+    ]
+    assert outs[0] == outs[1]
+
+
+def test_prefill_only_step_returns_none_and_keeps_kv(llama_dir: Path) -> None:
+    runner = runner_for(llama_dir, "torch")
+    [prompt] = prompts(runner.vocab_size, [10])
+    greedy = SamplingParams(max_tokens=1, temperature=0.0)
+
+    def item(tokens: list[int], start: int, sample: bool) -> BatchItem:
+        return BatchItem("r", tokens, start, [0, 1, 2], sample, greedy, len(prompt), [])
+
+    assert runner.execute([item(prompt[:6], 0, False)]) == [None]
+    [out] = runner.execute([item(prompt[6:], 6, True)])
+    assert out is not None and out.token_id == hf_greedy(llama_dir, [prompt], 1)[0][0]
+
+
+def test_out_of_vocabulary_token_fails_only_its_request(llama_dir: Path) -> None:
+    runner = runner_for(llama_dir, "torch")
+    greedy = SamplingParams(max_tokens=1, temperature=0.0)
+    good = BatchItem("good", [1, 7, 8], 0, [0], True, greedy, 3, [])
+    bad = BatchItem("bad", [1, 10_000, 8], 0, [1], True, greedy, 3, [])
+    out_good, out_bad = runner.execute([good, bad])
+    assert out_good is not None and out_good.error is None
+    assert out_good.token_id == hf_greedy(llama_dir, [[1, 7, 8]], 1)[0][0]
+    assert out_bad is not None and out_bad.error is not None and "10000" in out_bad.error
+    runner.release("bad")
+    assert "bad" not in runner._poisoned
+
+
+def test_execute_with_no_items_is_a_no_op(llama_dir: Path) -> None:
+    assert runner_for(llama_dir, "torch").execute([]) == []
