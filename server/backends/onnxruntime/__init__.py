@@ -1,0 +1,1 @@
+"""The onnxruntime backend: ONNX models (`platform: "onnxruntime_onnx"`) with dynamic batching."""

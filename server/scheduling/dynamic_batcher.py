@@ -1,0 +1,283 @@
+"""DynamicBatcher: queues a tensor model's requests and forms Triton-style batches for its instances."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from server.errors import BackendError, Cancelled, InvalidInput, Unavailable
+from server.scheduling.batch_plan import BatchingPolicy, ItemState, QueuedRequest, plan_batch
+from server.scheduling.response_channel import ResponseChannel, deliver_all, error_response
+from server.stats import ModelStats
+from server.types import InferRequest, InferResponse
+
+log = logging.getLogger(__name__)
+
+QUEUE_FULL = "Exceeds maximum queue size"  # Triton's wording (core scheduler_utils.cc)
+QUEUE_TIMEOUT = "Request timeout expired"
+CANCELLED_IN_QUEUE = "Request was cancelled"
+
+
+@dataclass(eq=False)
+class Batch:
+    """One execution: requests in queue order, their response channels and batch sizes.
+
+    The execute function may stamp `input_end_ns` and `output_start_ns` (monotonic ns) for the statistics.
+    """
+
+    instance: int
+    requests: list[InferRequest]
+    channels: list[ResponseChannel]
+    sizes: list[int]
+    input_end_ns: int = 0
+    output_start_ns: int = 0
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+
+ExecuteFn = Callable[[Batch], Sequence[InferResponse | None] | None]
+"""Runs a batch on the instance's thread. Returns one final response per request, in order (None where
+the backend delivered through the channel itself), or None when it delivers everything itself. Raising
+fails every request of the batch."""
+
+
+class DynamicBatcher:
+    """A FIFO queue served by one worker thread per model instance.
+
+    The event loop only appends to the queue, once per loop turn; idle instance threads form the
+    batches, and each executed batch costs the loop one wake-up to deliver all of its responses.
+    `submit` must be called from one event loop at a time.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        policy: BatchingPolicy,
+        instances: Sequence[str],
+        execute: ExecuteFn,
+        stats: ModelStats,
+    ) -> None:
+        if not instances:
+            raise ValueError("a batcher needs at least one instance")
+        self._model = model
+        self._policy = policy
+        self._execute = execute
+        self._stats = stats
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[QueuedRequest] = deque()
+        self._queued = 0  # QUEUED requests (the deque also holds dropped ones until they reach its head)
+        self._waiting = 0  # instance threads blocked in wait()
+        self._closed = False
+        # Loop-side buffer of submitted requests, handed over by _flush at the end of the loop turn.
+        self._incoming: list[QueuedRequest] = []
+        self._flush_scheduled = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"hangar-{name}", daemon=True)
+            for i, name in enumerate(instances)
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and all(t.is_alive() for t in self._threads)
+
+    def submit(self, request: InferRequest) -> ResponseChannel:
+        """Queue `request` (event loop only); its responses, or its rejection, arrive on the channel.
+
+        Requests submitted in one turn of the event loop reach the instance threads together, with one
+        lock and at most one wake-up, when the loop runs `_flush` at the end of that turn.
+        """
+        loop = asyncio.get_running_loop()
+        channel = ResponseChannel(loop, request.cancel)
+        size, key = self._shape_of(request)
+        rejection = self._admission_error(request, size)
+        if rejection is not None:
+            channel.put_nowait(error_response(request, rejection))
+            return channel
+        now = time.monotonic_ns()
+        request.times.queue_start_ns = now
+        item = QueuedRequest(request, channel, size, key)
+        timeout_ns = self._timeout_ns(request)
+        if timeout_ns:
+            item.deadline_ns = now + timeout_ns
+        if self._flush_loop is not loop:  # a new loop (tests run several): hand over what an old one left
+            self._flush()
+            self._flush_loop = loop
+        self._incoming.append(item)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        request.cancel.on_cancel(partial(self._cancel_waiting, item))
+        return channel
+
+    def _admission_error(self, request: InferRequest, size: int) -> Exception | None:
+        policy = self._policy
+        if self._closed:
+            return Unavailable(f"model '{self._model}' is unloading")
+        if policy.max_queue_size and self._queued + len(self._incoming) >= policy.max_queue_size:
+            return Unavailable(QUEUE_FULL)
+        if policy.max_batch_size and size > policy.max_batch_size:
+            return InvalidInput(
+                f"batch size {size} of request '{request.id}' exceeds the max_batch_size "
+                f"{policy.max_batch_size} of model '{self._model}'"
+            )
+        return None
+
+    def _flush(self) -> None:
+        """Move the loop's pending requests into the shared queue and wake idle instances (loop only)."""
+        self._flush_scheduled = False
+        items, self._incoming = self._incoming, []
+        if not items:
+            return
+        with self._cond:
+            live = [it for it in items if it.state is ItemState.PENDING]
+            closed = self._closed
+            for it in live:
+                it.state = ItemState.DROPPED if closed else ItemState.QUEUED
+            if not closed and live:
+                self._queue.extend(live)
+                self._queued += len(live)
+                self._stats.queued(len(live))  # under the lock: before any instance counts them out
+                if self._waiting:
+                    self._cond.notify(len(live))
+        if closed:
+            self._answer(live, Unavailable(f"model '{self._model}' is unloading"))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop the instance threads after their current batch; requests still queued fail Unavailable."""
+        with self._cond:
+            self._closed = True
+            left = [it for it in self._queue if it.state is ItemState.QUEUED]
+            for it in left:
+                it.state = ItemState.DROPPED
+            self._queue.clear()
+            self._queued = 0
+            self._cond.notify_all()
+        self._stats.queued(-len(left))
+        self._answer(left, Unavailable(f"model '{self._model}' is unloading"))
+        for t in self._threads:
+            if t.ident is not None and t is not threading.current_thread():
+                t.join(timeout_s)
+                if t.is_alive():
+                    log.warning("instance thread %s still busy after %.0fs; leaving it", t.name, timeout_s)
+
+    def _shape_of(self, request: InferRequest) -> tuple[int, Hashable]:
+        """The request's batch size (its leading dim when batching) and its batch-compatibility key."""
+        if not self._policy.max_batch_size:
+            return 1, None
+        size = 1
+        for t in request.inputs.values():
+            size = t.data.shape[0] if t.data.ndim else 1
+            break
+        if not self._policy.shape_sensitive:
+            return size, None
+        return size, tuple((name, t.data.shape[1:]) for name, t in request.inputs.items())
+
+    def _timeout_ns(self, request: InferRequest) -> int:
+        policy = self._policy
+        if policy.allow_timeout_override:
+            override = request.parameters.get("timeout")
+            if isinstance(override, int) and not isinstance(override, bool) and override > 0:
+                return override * 1000
+        return policy.default_timeout_ns
+
+    def _cancel_waiting(self, item: QueuedRequest) -> None:
+        """The client cancelled: answer at once if the request has not started (any thread)."""
+        with self._cond:
+            state = item.state
+            if state is not ItemState.PENDING and state is not ItemState.QUEUED:
+                return
+            item.state = ItemState.DROPPED
+            if state is ItemState.QUEUED:
+                self._queued -= 1
+        if state is ItemState.QUEUED:
+            self._stats.queued(-1)
+        item.channel.push(error_response(item.request, Cancelled(CANCELLED_IN_QUEUE)))
+
+    @staticmethod
+    def _answer(items: Iterable[QueuedRequest], error: Exception) -> None:
+        """Fail requests already marked DROPPED; any thread."""
+        deliver_all((it.channel, error_response(it.request, error)) for it in items)
+
+    def _work(self, instance: int) -> None:
+        while True:
+            items = self._next_batch()
+            if items is None:
+                return
+            self._run(instance, items)
+
+    def _next_batch(self) -> list[QueuedRequest] | None:
+        """Block until a batch is due; None once closed."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                plan = plan_batch(self._queue, self._policy, time.monotonic_ns())
+                if plan.expired:
+                    self._queued -= len(plan.expired)
+                    self._cond.release()
+                    try:
+                        self._stats.queued(-len(plan.expired))
+                        self._answer(plan.expired, Unavailable(QUEUE_TIMEOUT))
+                    finally:
+                        self._cond.acquire()
+                    continue
+                if plan.take:
+                    items = self._pop(plan.take)
+                    if self._queued and self._waiting:  # more is queued: let an idle instance look at it
+                        self._cond.notify()
+                    break
+                self._waiting += 1
+                try:
+                    self._cond.wait(plan.wait_ns / 1e9 if plan.wait_ns else None)
+                finally:
+                    self._waiting -= 1
+        self._stats.queued(-len(items))
+        return items
+
+    def _pop(self, count: int) -> list[QueuedRequest]:
+        taken: list[QueuedRequest] = []
+        while len(taken) < count:
+            item = self._queue.popleft()
+            if item.state is ItemState.QUEUED:
+                item.state = ItemState.RUNNING
+                taken.append(item)
+        self._queued -= count
+        return taken
+
+    def _run(self, instance: int, items: list[QueuedRequest]) -> None:
+        start = time.monotonic_ns()
+        batch = Batch(
+            instance, [it.request for it in items], [it.channel for it in items], [it.size for it in items]
+        )
+        results: Sequence[InferResponse | None] | None
+        try:
+            results = self._execute(batch)
+            if results is not None and len(results) != len(items):
+                raise BackendError(
+                    f"model '{self._model}' produced {len(results)} responses for a batch of {len(items)}"
+                )
+        except (Exception, SystemExit) as e:  # a failing model must never take its instance thread down
+            results = [error_response(r, e) for r in batch.requests]
+        end = time.monotonic_ns()
+        input_end = batch.input_end_ns or start
+        output_start = batch.output_start_ns or end
+        for r in batch.requests:
+            t = r.times
+            t.compute_start_ns, t.compute_input_end_ns = start, input_end
+            t.compute_output_start_ns, t.compute_end_ns = output_start, end
+        self._stats.executed(batch.size, input_end - start, output_start - input_end, end - output_start)
+        if results is not None:
+            deliver_all((it.channel, res) for it, res in zip(items, results, strict=True) if res is not None)
