@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,10 @@ from typing import Any
 from server.errors import LoadError
 
 log = logging.getLogger(__name__)
+
+# transformers resolves its lazy attributes without a lock: two models loading on two threads can see
+# "cannot import name 'AutoTokenizer'", so the first import is serialised.
+_TRANSFORMERS_IMPORT = threading.Lock()
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -48,8 +53,8 @@ def load_tokenizer(directory: Path) -> TextTokenizer:
     if not has_tokenizer_files(directory):
         raise LoadError(f"no tokenizer files ({', '.join(_TOKENIZER_FILES)}) in {directory}")
     try:
-        from transformers import AutoTokenizer
-
+        with _TRANSFORMERS_IMPORT:
+            from transformers import AutoTokenizer
         hf = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except Exception as e:
         raise LoadError(f"cannot load the tokenizer in {directory}: {e}") from e
