@@ -31,7 +31,7 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	@if [ ! -d "$(REPO)/demo_llm/1" ]; then $(PY) -m server build demo --repository $(REPO); fi
-	@if ! ls $(REPO)/add_sub_onnx/1/model.onnx >/dev/null 2>&1; then $(PY) -m server build onnx-example --repository $(REPO); fi
+	@if ! ls $(REPO)/add_sub_onnx/1/model.onnx >/dev/null 2>&1; then $(PY) -m builders.onnx_example --repository $(REPO); fi
 
 serve: demo
 	$(PY) -m server serve --model-repository $(REPO) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)

@@ -1,0 +1,1 @@
+"""The gRPC application: servicer, server, health, reflection and the `hangar` command."""

@@ -1,0 +1,95 @@
+"""ModelInfer: the unary hot path. Acquire, decode + validate, run the backend, encode; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from server.app import request_accounting
+from server.app.telemetry_port import RequestObserver
+from server.errors import BackendError, Unsupported
+from server.protocol.convert import request_from_pb, response_to_pb
+from server.protocol.gen import grpc_service_pb2 as pb
+from server.repository.handle import ModelHandle
+from server.repository.manager import ModelManager
+from server.types import InferRequest, InferResponse
+from server.validation import validate_request
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def trace_context(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    """W3C trace headers from the call's metadata (only read when a telemetry observer is installed)."""
+    return {
+        k: v for k, v in (context.invocation_metadata() or ()) if k in TRACE_HEADERS and isinstance(v, str)
+    }
+
+
+def decoupled_refusal(model: str) -> Unsupported:
+    return Unsupported(
+        "ModelInfer RPC doesn't support models with decoupled transaction policy "
+        f"(model '{model}'); use ModelStreamInfer"
+    )
+
+
+def prepare(handle: ModelHandle, message: Any, context: grpc.aio.ServicerContext | None) -> InferRequest:
+    """Decodes and validates one ModelInferRequest against the handle's config."""
+    request = validate_request(request_from_pb(message), handle.config)
+    if context is not None:
+        request.trace_context = trace_context(context)
+    return request
+
+
+def stamp(response: InferResponse, handle: ModelHandle, request: InferRequest) -> InferResponse:
+    """Responses name the version that served them (the request may have left the version empty)."""
+    response.model_name = handle.name
+    response.model_version = str(handle.version)
+    response.id = request.id
+    return response
+
+
+class InferHandler:
+    def __init__(self, manager: ModelManager, observer: RequestObserver | None) -> None:
+        self._manager = manager
+        self._observer = observer
+
+    async def model_infer(
+        self, message: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        handle = self._manager.acquire(message.model_name, message.model_version)
+        try:
+            if handle.config.decoupled:
+                raise decoupled_refusal(handle.name)
+            request = prepare(handle, message, context if self._observer is not None else None)
+        except Exception:
+            request_accounting.rejected(handle)
+            handle.release()
+            raise
+        with handle:
+            return await self._run(handle, request)
+
+    async def _run(self, handle: ModelHandle, request: InferRequest) -> pb.ModelInferResponse:
+        result: InferResponse | None = None
+        error: BaseException | None = None
+        try:
+            async for response in handle.backend.infer(request):
+                if response.error is not None:
+                    raise response.error
+                if result is None:  # a non-decoupled backend yields exactly one response
+                    result = response
+            if result is None:
+                raise BackendError(f"model '{handle.name}' version {handle.version} produced no response")
+            message = response_to_pb(stamp(result, handle, request))  # an unencodable output fails here
+            request_accounting.first_response(handle, request)
+            return message
+        except asyncio.CancelledError as e:  # the client cancelled the call
+            request.cancel.cancel()
+            error = e
+            raise
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            request_accounting.finish(handle, request, error, 0 if error else 1, self._observer)

@@ -1,0 +1,71 @@
+"""Per-request bookkeeping on the model handle: success/failure stats, first response, the telemetry hook."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from server.app.telemetry_port import RequestObserver
+from server.errors import Cancelled, Unavailable
+from server.repository.handle import ModelHandle
+from server.stats import FailureReason
+from server.types import InferRequest
+
+
+def _span(start_ns: int, end_ns: int) -> int:
+    return end_ns - start_ns if start_ns and end_ns > start_ns else 0
+
+
+def failure_reason(error: BaseException, reached_backend: bool) -> FailureReason:
+    """Triton's failure reasons: CANCELED, REJECTED (queue full), BACKEND (the model failed), OTHER."""
+    if isinstance(error, Cancelled | asyncio.CancelledError):
+        return FailureReason.CANCELED
+    if not reached_backend:
+        return FailureReason.OTHER
+    if isinstance(error, Unavailable):
+        return FailureReason.REJECTED
+    return FailureReason.BACKEND
+
+
+def rejected(handle: ModelHandle) -> None:
+    """A request refused before it became a domain request (bad input, decoupled model on ModelInfer)."""
+    handle.stats.request_failed(0, FailureReason.OTHER)
+
+
+def first_response(handle: ModelHandle, request: InferRequest) -> None:
+    """Marks the request's first response (time to first response / first token); later calls do nothing."""
+    times = request.times
+    if not times.first_response_ns:
+        times.first_response_ns = now = time.monotonic_ns()
+        handle.stats.first_response((now - times.received_ns) / 1e6)
+
+
+def finish(
+    handle: ModelHandle,
+    request: InferRequest,
+    error: BaseException | None,
+    responses: int,
+    observer: RequestObserver | None,
+    reached_backend: bool = True,
+) -> None:
+    """Records the outcome once per request; the duration runs from receipt to the last response."""
+    times = request.times
+    duration = time.monotonic_ns() - times.received_ns
+    if error is None:
+        handle.stats.request_done(
+            duration,
+            _span(times.queue_start_ns, times.compute_start_ns),
+            (
+                _span(times.compute_start_ns, times.compute_input_end_ns),
+                _span(times.compute_input_end_ns, times.compute_output_start_ns),
+                _span(times.compute_output_start_ns, times.compute_end_ns),
+            ),
+        )
+    else:
+        handle.stats.request_failed(duration, failure_reason(error, reached_backend))
+    usage = request.usage
+    if usage is not None:  # LLM requests: token counts and time to first token
+        ttft = _span(times.received_ns, times.first_response_ns)
+        handle.stats.llm_request_done(usage.prompt_tokens, usage.output_tokens, ttft, duration)
+    if observer is not None:
+        observer.request_finished(request, handle.version, responses, error)

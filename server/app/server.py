@@ -1,0 +1,135 @@
+"""HangarServer: the grpc.aio server around the servicers, with a graceful, bounded stop."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.app.health import HealthServicer
+from server.app.server_state import ServerState
+from server.app.servicer import InferenceServicer
+from server.app.telemetry_port import Telemetry
+from server.config import ServerConfig
+from server.protocol.gen import POOL, grpc_service_pb2, health_pb2, health_pb2_grpc
+from server.protocol.gen import grpc_service_pb2_grpc as service_grpc
+from server.repository.manager import ModelManager
+
+log = logging.getLogger("hangar")
+MAX_MESSAGE_BYTES = 2**31 - 1
+"""Triton's INT32_MAX send/receive limits; grpcio's 4 MiB default would refuse large tensors."""
+
+
+def listen_address(host: str, port: int) -> str:
+    """`host:port`, bracketing a bare IPv6 host."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+class HangarServer:
+    """Owns the manager's lifetime and the gRPC server; `start()` then `stop()`, each once."""
+
+    def __init__(
+        self, config: ServerConfig, manager: ModelManager, telemetry: Telemetry | None = None
+    ) -> None:
+        self.config = config
+        self.manager = manager
+        self.telemetry = telemetry
+        self.state = ServerState(manager)
+        self._grpc: grpc.aio.Server | None = None
+        self._servicer: InferenceServicer | None = None
+        self._manager_started = False
+        self._telemetry_started = False
+        self._stopped = False
+        self.port = 0
+        """The bound gRPC port once started (useful with `grpc_port=0`)."""
+
+    @property
+    def address(self) -> str:
+        return listen_address(self.config.grpc_address, self.port)
+
+    async def start(self) -> None:
+        """Load the startup models, then listen. Raises (after cleaning up) if the port cannot be bound."""
+        t0 = time.monotonic()
+        await self.manager.start()
+        self._manager_started = True
+        try:
+            if self.telemetry is not None:
+                await self.telemetry.start(self.manager)
+                self._telemetry_started = True
+            self._grpc = self._build_grpc()
+            target = listen_address(self.config.grpc_address, self.config.grpc_port)
+            try:
+                self.port = self._grpc.add_insecure_port(target)
+            except RuntimeError as e:
+                raise OSError(f"cannot listen on {target} (--grpc-address/--grpc-port): {e}") from e
+            await self._grpc.start()
+        except BaseException:
+            await self._release(timeout_s=self.config.exit_timeout_secs)
+            raise
+        ready = [f"{v.name}:{v.version}" for v in self.manager.loaded_versions()]
+        log.info("models ready: %s", ", ".join(sorted(ready)) or "(none)")
+        log.info(
+            "Started GRPCInferenceService at %s (control mode %s, %.1fs to start)",
+            self.address,
+            self.config.model_control_mode,
+            time.monotonic() - t0,
+        )
+
+    def _build_grpc(self) -> grpc.aio.Server:
+        # No interceptors of our own (see error_boundary): only telemetry's, when it asks for any.
+        interceptors = list(self.telemetry.interceptors()) if self.telemetry is not None else []
+        server = grpc.aio.server(
+            interceptors=interceptors or None,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", int(self.config.reuse_grpc_port)),
+            ],
+        )
+        settings = self.telemetry.settings if self.telemetry is not None else None
+        observer = self.telemetry.observer if self.telemetry is not None else None
+        self._servicer = InferenceServicer(self.state, observer=observer, settings=settings)
+        service_grpc.add_GRPCInferenceServiceServicer_to_server(self._servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(self.state), server)
+        names = (
+            grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server, pool=POOL)
+        return server
+
+    async def stop(self) -> None:
+        """Refuse new RPCs, let in-flight requests (open streams' too) finish within --exit-timeout-secs,
+        then cancel what is left, unload the models and stop telemetry. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.state.shutting_down = True
+        deadline = time.monotonic() + self.config.exit_timeout_secs
+        if self._grpc is not None:
+            log.info(
+                "stopping: refusing new RPCs, waiting up to %.0fs for in-flight requests",
+                self.config.exit_timeout_secs,
+            )
+            if self._servicer is not None:
+                self._servicer.begin_drain()
+            await self._grpc.stop(grace=self.config.exit_timeout_secs)
+        await self._release(timeout_s=max(1.0, deadline - time.monotonic()))
+
+    async def _release(self, timeout_s: float) -> None:
+        if self._manager_started:
+            self._manager_started = False
+            log.info("unloading models")
+            await self.manager.shutdown(timeout_s)
+        if self.telemetry is not None and self._telemetry_started:
+            self._telemetry_started = False
+            await self.telemetry.stop()
+
+    async def wait_for_termination(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.wait_for_termination()
