@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 import tritonclient.grpc as grpcclient
 
 from tests.support.python_models import VERSIONED_CODE, write_versioned
@@ -81,7 +80,6 @@ def drop_version(model_dir: Path, version: int) -> None:
     os.rename(staging, model_dir / str(version))
 
 
-@pytest.mark.slow
 def test_new_version_swaps_in_under_load_without_failures(tmp_path: Path) -> None:
     model_dir = write_versioned(tmp_path, MODEL, versions=(1,))
     with running_server(tmp_path, model_control_mode="poll", repository_poll_secs=0.2) as srv:

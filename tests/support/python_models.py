@@ -1,9 +1,10 @@
-"""Python-backend models written into a test's repository (config.pbtxt text + model.py), for end-to-end tests.
+"""Python-backend models written into a test's repository (config.pbtxt + model.py), for end-to-end tests.
 
 - `write_identity_all_types(repo)`: one input per datatype (`IN_<DT>`, dims [-1]) echoed as `OUT_<DT>`.
 - `write_versioned(repo, name, version)`: echoes FP32 `X` as `Y` and returns its version in INT32 `VERSION`.
-- `write_cancel_watcher(repo, name, marker_dir, decoupled)`: waits until `is_cancelled()` is true, then
-  writes `<marker_dir>/<request id>` and answers an error; it gives up after 60 s.
+- `write_cancel_watcher(repo, name, marker_dir, decoupled)`: writes `<marker_dir>/started-<request id>`,
+  waits until `is_cancelled()` is true, then writes `<marker_dir>/<request id>` and answers an error; it
+  gives up after 60 s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ def _config_type(datatype: str) -> str:
     return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
 
 
-def write_python_model(repo: Path, name: str, config: str, code: str, versions: tuple[int, ...] = (1,)) -> Path:
+def write_python_model(
+    repo: Path, name: str, config: str, code: str, versions: tuple[int, ...] = (1,)
+) -> Path:
     """`<repo>/<name>/config.pbtxt` (`config`, dedented) and `<version>/model.py` (`code`) per version."""
     model_dir = repo / name
     for v in versions:
@@ -39,19 +42,21 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            outs = [pb_utils.Tensor(t.name().replace("IN_", "OUT_", 1), t.as_numpy()) for t in request.inputs()]
+            outs = [pb_utils.Tensor(t.name().replace("IN_", "OUT_", 1), t.as_numpy())
+                    for t in request.inputs()]
             responses.append(pb_utils.InferenceResponse(output_tensors=outs))
         return responses
 """
 
 
 def write_identity_all_types(repo: Path, name: str = "identity") -> Path:
-    tensors = ",\n".join(
-        f'  {{ name: "{{io}}_{dt}", data_type: {_config_type(dt)}, dims: [ -1 ] }}' for dt in ALL_DATATYPES
-    )
+    def tensors(io: str) -> str:
+        return ",\n".join(
+            f'  {{ name: "{io}_{dt}", data_type: {_config_type(dt)}, dims: [ -1 ] }}' for dt in ALL_DATATYPES
+        )
+
     config = (
-        f'backend: "python"\nmax_batch_size: 0\n'
-        f"input [\n{tensors.format(io='IN')}\n]\noutput [\n{tensors.format(io='OUT')}\n]\n"
+        f'backend: "python"\nmax_batch_size: 0\ninput [\n{tensors("IN")}\n]\noutput [\n{tensors("OUT")}\n]\n'
     )
     return write_python_model(repo, name, config, IDENTITY_CODE)
 
@@ -103,13 +108,16 @@ class TritonPythonModel:
         self.decoupled = config.get("model_transaction_policy", {}).get("decoupled", False)
 
     def _wait(self, cancelled, request_id):
+        with open(os.path.join(self.marker_dir, "started-" + request_id), "w") as f:
+            f.write("started")
         deadline = time.monotonic() + 60
         while not cancelled() and time.monotonic() < deadline:
             time.sleep(0.005)
         if cancelled():
             with open(os.path.join(self.marker_dir, request_id), "w") as f:
                 f.write("cancelled")
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError("cancelled", pb_utils.TritonError.CANCELLED))
+        error = pb_utils.TritonError("cancelled", pb_utils.TritonError.CANCELLED)
+        return pb_utils.InferenceResponse(error=error)
 
     def execute(self, requests):
         if self.decoupled:
