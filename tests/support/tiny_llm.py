@@ -5,6 +5,8 @@ Use from tests:
     path = tiny_llm(tmp_path_factory, "qwen3")           # cached per session and per arguments
     path = build_tiny_llm(tmp_path / "m", "llama", seed=1, num_hidden_layers=3)   # uncached
     want = hf_greedy(path, [[1, 5, 9]], max_new_tokens=8)  # transformers generate(do_sample=False)
+    want = hf_greedy(path, [[1, 5, 9]], 8, dtype=torch.bfloat16)
+    bad = off_argmax_steps(path, [1, 5, 9], got, dtype=torch.bfloat16)  # [] if all are near-argmax
 
 Each architecture exercises its own differences: llama uses llama3 rope scaling, mistral a sliding
 window of 24, qwen2 q/k/v biases and linear rope scaling, qwen3 q/k norms and tied embeddings.
@@ -113,16 +115,23 @@ def tiny_llm(
     return _CACHE[key]
 
 
-_MODELS: dict[Path, Any] = {}
+_MODELS: dict[tuple[Path, torch.dtype, str], Any] = {}
 
 
-def hf_greedy(directory: Path, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-    """transformers `generate(do_sample=False)` for each prompt on its own (no padding), float32, never
-    stopping early at eos: the reference our engine must match token for token."""
-    model = _MODELS.get(directory)
-    if model is None:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32).eval()
-        _MODELS[directory] = model
+def _hf_model(directory: Path, dtype: torch.dtype, device: str) -> Any:
+    key = (directory, dtype, device)
+    if key not in _MODELS:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(directory), dtype=dtype)
+        _MODELS[key] = model.eval().to(device)
+    return _MODELS[key]
+
+
+def hf_greedy(
+    directory: Path, prompts: Sequence[Sequence[int]], max_new_tokens: int, dtype: torch.dtype = torch.float32
+) -> list[list[int]]:
+    """transformers `generate(do_sample=False)` for each prompt on its own (no padding), never stopping
+    early at eos: the reference our engine must match token for token."""
+    model = _hf_model(directory, dtype, "cpu")
     outputs = []
     for prompt in prompts:
         ids = torch.tensor([list(prompt)])
@@ -137,3 +146,31 @@ def hf_greedy(directory: Path, prompts: Sequence[Sequence[int]], max_new_tokens:
             )
         outputs.append(out[0, ids.shape[1] :].tolist())
     return outputs
+
+
+def off_argmax_steps(
+    directory: Path,
+    prompt: Sequence[int],
+    outputs: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    tolerance: float = 0.02,
+) -> list[int]:
+    """Steps where `outputs[i]` is not transformers' argmax for prompt + outputs[:i], up to `tolerance`
+    times the largest logit magnitude: the greedy check for reduced precision, where rounding can flip
+    near-ties so exact token equality is too strict. Empty when every token passes."""
+    key = (directory, dtype) if device == "cpu" else None
+    model = _MODELS.get(key) if key else None
+    if model is None:
+        model = (
+            transformers.AutoModelForCausalLM.from_pretrained(str(directory), dtype=dtype).eval().to(device)
+        )
+        if key:
+            _MODELS[key] = model
+    ids = torch.tensor([[*prompt, *outputs]], device=device)
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1 : -1].float().cpu()
+    chosen = logits.gather(1, torch.tensor(list(outputs))[:, None])[:, 0]
+    margin = tolerance * logits.abs().amax(-1) + 1e-3
+    return torch.nonzero(chosen < logits.amax(-1) - margin).flatten().tolist()

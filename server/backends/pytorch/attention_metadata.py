@@ -23,8 +23,6 @@ class AttentionGroup:
     """Keys per sequence, padded to whole blocks of the longest context."""
     block_ids: torch.Tensor
     """[num_seqs * kv_len / block_size] KV blocks to gather, row-major; padding is the null block."""
-    kv_lens: torch.Tensor
-    """[num_seqs] int64 context length of each sequence after this step (cached + new tokens)."""
     masks: dict[int | None, torch.Tensor]
     """Sliding window (None: full attention) -> bool [num_seqs, 1, q_len, kv_len], True = attend."""
     q_index: torch.Tensor | None
@@ -36,12 +34,28 @@ class AttentionGroup:
 
 
 @dataclass(frozen=True)
+class SequenceLayout:
+    """Where each sequence's queries sit in the flat step and what they attend to (the kernel's view)."""
+
+    q_starts: torch.Tensor
+    """[n] int64 first step-token row of each sequence."""
+    q_lens: torch.Tensor
+    """[n] int64 query tokens of each sequence in this step."""
+    ctx_lens: torch.Tensor
+    """[n] int64 context length after this step: cached tokens + q_lens."""
+    tables: torch.Tensor
+    """[n, width] int64 block tables, padded with the null block."""
+
+
+@dataclass(frozen=True)
 class AttentionMetadata:
     slot_mapping: torch.Tensor
     """[tokens] flat KV slot (block * block_size + offset) each step token's K and V are written to."""
     positions: torch.Tensor
     """[tokens] each step token's position in its sequence (rotary embeddings use it)."""
+    sequences: SequenceLayout
     groups: tuple[AttentionGroup, ...]
+    """Padded groups for the torch path; empty when only the native kernel reads the metadata."""
     num_tokens: int
 
 
@@ -54,80 +68,77 @@ def build_attention_metadata(
     null_block: int,
     windows: Iterable[int | None],
     device: torch.device,
+    padded_groups: bool = True,
 ) -> AttentionMetadata:
     """lengths/starts: per item, query tokens and cached tokens before them; block_tables: [items, max_blocks]
-    padded with `null_block`. Tokens are laid out item after item, as the step's flat batch is."""
+    padded with `null_block`. Tokens are laid out item after item, as the step's flat batch is.
+    `padded_groups`: also build the gather indices and masks the torch attention path needs."""
     offsets = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=offsets[1:])
     num_tokens = int(lengths.sum())
     item_of_token = np.repeat(np.arange(len(lengths)), lengths)
     positions = np.arange(num_tokens) - offsets[item_of_token] + starts[item_of_token]
     slots = block_tables[item_of_token, positions // block_size] * block_size + positions % block_size
-    windows = sorted(set(windows), key=lambda w: -1 if w is None else w)
-    decode = np.flatnonzero(lengths == 1)
-    prefill = np.flatnonzero(lengths > 1)
-    groups = []
-    for members in (decode, prefill):
-        if len(members):
-            whole = len(members) == len(lengths)
-            groups.append(
-                _group(
-                    members,
-                    whole,
-                    lengths,
-                    starts,
-                    offsets,
-                    block_tables,
-                    block_size,
-                    null_block,
-                    windows,
-                    device,
-                )
-            )
+    step = _Step(lengths, starts, offsets, block_tables, block_size, null_block, tuple(set(windows)), device)
+    members = (np.flatnonzero(lengths == 1), np.flatnonzero(lengths > 1)) if padded_groups else ()
+    sequences = SequenceLayout(
+        q_starts=_to(offsets, device),
+        q_lens=_to(lengths, device),
+        ctx_lens=_to(starts + lengths, device),
+        tables=_to(block_tables, device),
+    )
     return AttentionMetadata(
         slot_mapping=_to(slots, device),
         positions=_to(positions, device),
-        groups=tuple(groups),
+        sequences=sequences,
+        groups=tuple(_group(step, m) for m in members if len(m)),
         num_tokens=num_tokens,
     )
 
 
-def _group(
-    members: np.ndarray,
-    whole: bool,
-    lengths: np.ndarray,
-    starts: np.ndarray,
-    offsets: np.ndarray,
-    block_tables: np.ndarray,
-    block_size: int,
-    null_block: int,
-    windows: list[int | None],
-    device: torch.device,
-) -> AttentionGroup:
-    lens, begins, firsts = lengths[members], starts[members], offsets[members]
-    ends = begins + lens
+@dataclass(frozen=True)
+class _Step:
+    lengths: np.ndarray
+    starts: np.ndarray
+    offsets: np.ndarray
+    block_tables: np.ndarray
+    block_size: int
+    null_block: int
+    windows: tuple[int | None, ...]
+    device: torch.device
+
+
+def _group(step: _Step, members: np.ndarray) -> AttentionGroup:
+    """The padded layout of `members` (item indices): gather ids, masks, query and output rows."""
+    lens, begins, firsts = step.lengths[members], step.starts[members], step.offsets[members]
+    ends, bs, device = begins + lens, step.block_size, step.device
     q_len = int(lens.max())
-    num_blocks = int((ends.max() + block_size - 1) // block_size)
-    tables = block_tables[members, :num_blocks]
-    needed = (ends + block_size - 1) // block_size
-    tables = np.where(np.arange(num_blocks)[None, :] < needed[:, None], tables, null_block)
-    kv_len = num_blocks * block_size
+    num_blocks = int((ends.max() + bs - 1) // bs)
+    needed = (ends + bs - 1) // bs
+    tables = np.where(
+        np.arange(num_blocks)[None, :] < needed[:, None],
+        step.block_tables[members, :num_blocks],
+        step.null_block,
+    )
     q_pos = begins[:, None] + np.arange(q_len)[None, :]
-    key_pos = np.arange(kv_len)
+    key_pos = np.arange(num_blocks * bs)
     causal = key_pos[None, None, :] <= q_pos[:, :, None]
-    masks = {}
-    for window in windows:
-        mask = causal if window is None else causal & (key_pos[None, None, :] > q_pos[:, :, None] - window)
-        masks[window] = _to(mask[:, None], device)
+    masks = {
+        w: _to(
+            (causal if w is None else causal & (key_pos[None, None, :] > q_pos[:, :, None] - w))[:, None],
+            device,
+        )
+        for w in step.windows
+    }
     is_real = np.arange(q_len)[None, :] < lens[:, None]
     rows = firsts[:, None] + np.minimum(np.arange(q_len)[None, :], lens[:, None] - 1)
     padded = not bool(is_real.all())
+    whole = len(members) == len(step.lengths)
     return AttentionGroup(
         num_seqs=len(members),
         q_len=q_len,
-        kv_len=kv_len,
+        kv_len=num_blocks * bs,
         block_ids=_to(tables.reshape(-1), device),
-        kv_lens=_to(ends.astype(np.int64), device),
         masks=masks,
         q_index=None if whole and not padded else _to(rows.reshape(-1), device),
         valid_index=_to(np.flatnonzero(is_real.reshape(-1)), device) if padded else None,

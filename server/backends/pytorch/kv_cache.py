@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from server.backends.pytorch.arch_config import ArchConfig
+from server.backends.pytorch.host_memory import huge_page_zeros
 from server.errors import LoadError
 
 
@@ -36,10 +38,26 @@ class KVCache:
         self.null_block = num_blocks
         shape = (num_layers, 2, num_blocks + 1, block_size, num_kv_heads, head_dim)
         try:
-            self.pool = torch.zeros(shape, dtype=dtype, device=device)
+            pool = huge_page_zeros(shape, dtype) if device.type == "cpu" else None
+            self.pool = pool if pool is not None else torch.zeros(shape, dtype=dtype, device=device)
         except (RuntimeError, MemoryError) as e:
             raise LoadError(f"cannot allocate a KV pool of {num_blocks} blocks {list(shape)}: {e}") from e
         self._gather = GatherBuffers(block_size, num_kv_heads, head_dim, dtype, device)
+
+    @classmethod
+    def for_model(
+        cls, config: ArchConfig, *, num_blocks: int, block_size: int, dtype: torch.dtype, device: torch.device
+    ) -> KVCache:
+        """A pool shaped for `config`'s layers and kv heads."""
+        return cls(
+            num_layers=config.num_layers,
+            num_blocks=num_blocks,
+            block_size=block_size,
+            num_kv_heads=config.num_kv_heads,
+            head_dim=config.head_dim,
+            dtype=dtype,
+            device=device,
+        )
 
     def keys(self, layer: int) -> torch.Tensor:
         return self.pool[layer, 0]

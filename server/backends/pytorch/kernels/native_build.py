@@ -48,10 +48,13 @@ def build(source: Path) -> Path | None:
     with _LOCK:
         if target.is_file():
             return target
-        directory.mkdir(parents=True, exist_ok=True)
-        for flags in (FLAGS, tuple(f for f in FLAGS if f != "-fopenmp")):
-            if _compile(cc, source, target, flags):
-                return target
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for flags in (FLAGS, tuple(f for f in FLAGS if f != "-fopenmp")):
+                if _compile(cc, source, target, flags):
+                    return target
+        except OSError as e:
+            log.warning("cannot build %s in %s: %s", source.name, directory, e)
     return None
 
 

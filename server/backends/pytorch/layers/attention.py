@@ -1,4 +1,4 @@
-"""Self-attention over the paged KV cache: project, rotate, write K/V into the pool, attend per group."""
+"""Self-attention over the paged KV cache: project, rotate, write K/V into the pool, attend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 
 from server.backends.pytorch.arch_config import ArchConfig
 from server.backends.pytorch.attention_metadata import AttentionGroup, AttentionMetadata
-from server.backends.pytorch.kernels.paged_decode import PagedDecodeKernel
+from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.kv_cache import KVCache
 from server.backends.pytorch.layers.linear import Linear
 from server.backends.pytorch.layers.rmsnorm import RMSNorm
@@ -25,12 +25,12 @@ class Attention(nn.Module):
         *,
         dtype: torch.dtype,
         device: torch.device,
-        decode_kernel: PagedDecodeKernel | None = None,
+        kernel: PagedAttentionKernel | None = None,
     ) -> None:
         super().__init__()
         self.layer = layer
-        self.decode_kernel = decode_kernel
-        """Reads single-token queries' context straight from the pool; None: gather + torch SDPA."""
+        self.kernel = kernel
+        """Attends straight from the pool; None: gather each group's context and use torch SDPA."""
         self.num_heads, self.num_kv_heads, self.head_dim = (
             config.num_heads,
             config.num_kv_heads,
@@ -65,7 +65,14 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         cache.write(self.layer, meta.slot_mapping, k, v.view(tokens, self.num_kv_heads, self.head_dim))
-        if len(meta.groups) == 1 and meta.groups[0].token_rows is None:
+        if self.kernel is not None:
+            seqs = meta.sequences
+            out = self.kernel(
+                q.contiguous(), cache.keys(self.layer), cache.values(self.layer), tables=seqs.tables,
+                q_starts=seqs.q_starts, q_lens=seqs.q_lens, ctx_lens=seqs.ctx_lens, window=self.window,
+                scale=self.scale,
+            )  # fmt: skip
+        elif len(meta.groups) == 1 and meta.groups[0].token_rows is None:
             out = self._attend(q, meta.groups[0], cache)
         else:
             out = q.new_empty(q.shape)
@@ -75,16 +82,11 @@ class Attention(nn.Module):
         return self.o(out.view(tokens, self.q_size))
 
     def _attend(self, q: torch.Tensor, group: AttentionGroup, cache: KVCache) -> torch.Tensor:
-        """Attention outputs [real queries of the group, heads, head_dim], in step-token order."""
+        """Attention outputs [real queries of the group, heads, head_dim], in step-token order: the
+        group's context gathered from the pool into padded [num_seqs, kv_len] and fed to torch SDPA."""
         if group.q_index is not None:
             q = q.index_select(0, group.q_index)
         b, heads, dim = group.num_seqs, self.num_heads, self.head_dim
-        if group.q_len == 1 and self.decode_kernel is not None:
-            tables = group.block_ids.view(b, -1)
-            return self.decode_kernel(
-                q.contiguous(), cache.keys(self.layer), cache.values(self.layer), tables, group.kv_lens,
-                window=self.window, scale=self.scale,
-            )  # fmt: skip
         q = q.view(b, group.q_len, heads, dim).transpose(1, 2)
         k, v = cache.gather(self.layer, group.block_ids)
         k = k.view(b, group.kv_len, self.num_kv_heads, dim).transpose(1, 2)

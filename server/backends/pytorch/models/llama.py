@@ -10,7 +10,7 @@ from torch import nn
 
 from server.backends.pytorch.arch_config import ArchConfig
 from server.backends.pytorch.attention_metadata import AttentionMetadata
-from server.backends.pytorch.kernels.paged_decode import PagedDecodeKernel
+from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.kv_cache import KVCache
 from server.backends.pytorch.layers.attention import Attention
 from server.backends.pytorch.layers.mlp import GatedMLP
@@ -29,12 +29,12 @@ class DecoderLayer(nn.Module):
         *,
         dtype: torch.dtype,
         device: torch.device,
-        decode_kernel: PagedDecodeKernel | None,
+        kernel: PagedAttentionKernel | None,
     ) -> None:
         super().__init__()
         eps = config.rms_norm_eps
         self.input_norm = RMSNorm(config.hidden_size, eps, dtype=dtype, device=device)
-        self.attn = Attention(config, layer, dtype=dtype, device=device, decode_kernel=decode_kernel)
+        self.attn = Attention(config, layer, dtype=dtype, device=device, kernel=kernel)
         self.post_norm = RMSNorm(config.hidden_size, eps, dtype=dtype, device=device)
         self.mlp = GatedMLP(
             config.hidden_size, config.intermediate_size, bias=config.mlp_bias, dtype=dtype, device=device
@@ -67,15 +67,16 @@ class LlamaForCausalLM(nn.Module):
         dtype: torch.dtype,
         device: torch.device,
         max_positions: int,
-        decode_kernel: PagedDecodeKernel | None = None,
+        kernel: PagedAttentionKernel | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        self.kernel = kernel
         self.embed = nn.Parameter(
             torch.empty(config.vocab_size, config.hidden_size, dtype=dtype, device=device), False
         )
         self.layers = nn.ModuleList(
-            DecoderLayer(config, i, dtype=dtype, device=device, decode_kernel=decode_kernel)
+            DecoderLayer(config, i, dtype=dtype, device=device, kernel=kernel)
             for i in range(config.num_layers)
         )
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, dtype=dtype, device=device)

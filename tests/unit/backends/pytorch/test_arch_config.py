@@ -10,7 +10,6 @@ from server.backends.pytorch.arch_config import SUPPORTED_ARCHITECTURES, ArchCon
 from server.errors import LoadError
 from tests.support.tiny_llm import tiny_config
 
-
 NAMES = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}
 
 

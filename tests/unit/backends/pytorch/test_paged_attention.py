@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from server.backends.pytorch.attention_metadata import build_attention_metadata
-from server.backends.pytorch.kernels.paged_decode import PagedDecodeKernel
+from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.kv_cache import KVCache
 
 BLOCKS, BS, KVH, HEADS, DIM = 40, 4, 2, 6, 8
 
 
 @pytest.fixture(scope="module")
-def kernel() -> PagedDecodeKernel:
-    loaded = PagedDecodeKernel.load()
+def kernel() -> PagedAttentionKernel:
+    loaded = PagedAttentionKernel.load()
     if loaded is None:
         pytest.skip("no C compiler: the native kernel cannot be built here")
     return loaded
@@ -35,34 +35,50 @@ def scattered_tables(ctx_lens: list[int], seed: int) -> torch.Tensor:
 
 
 def dense_reference(
-    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, tables: torch.Tensor, ctx: list[int], window: int | None
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    tables: torch.Tensor,
+    q_lens: list[int],
+    ctx: list[int],
+    window: int | None,
 ) -> torch.Tensor:
-    """Attention of each single query over its own context, one sequence at a time."""
-    outs = []
-    for row, n in enumerate(ctx):
-        k = keys[tables[row]].reshape(-1, KVH, DIM)[:n].float()
-        v = values[tables[row]].reshape(-1, KVH, DIM)[:n].float()
-        lo = max(0, n - window) if window else 0
-        k, v = k[lo:].repeat_interleave(HEADS // KVH, 1), v[lo:].repeat_interleave(HEADS // KVH, 1)
-        scores = torch.einsum("hd,khd->hk", q[row].float(), k) / DIM**0.5
-        outs.append(torch.einsum("hk,khd->hd", scores.softmax(-1), v))
-    return torch.stack(outs)
+    """Causal attention of each sequence's queries over its own context, one sequence at a time."""
+    outs, row = [], 0
+    for s, (n_q, n) in enumerate(zip(q_lens, ctx, strict=True)):
+        k = keys[tables[s]].reshape(-1, KVH, DIM)[:n].float().repeat_interleave(HEADS // KVH, 1)
+        v = values[tables[s]].reshape(-1, KVH, DIM)[:n].float().repeat_interleave(HEADS // KVH, 1)
+        pos = torch.arange(n - n_q, n)[:, None]
+        key = torch.arange(n)[None, :]
+        visible = (key <= pos) & ((key > pos - window) if window else True)
+        scores = torch.einsum("qhd,khd->hqk", q[row : row + n_q].float(), k) / DIM**0.5
+        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1)
+        outs.append(torch.einsum("hqk,khd->qhd", probs, v))
+        row += n_q
+    return torch.cat(outs)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("window", [None, 5])
-@pytest.mark.parametrize("num_seqs", [1, 3, 9])
-def test_native_decode_matches_reference(
-    kernel: PagedDecodeKernel, dtype: torch.dtype, window: int | None, num_seqs: int
+@pytest.mark.parametrize("q_lens", [[1], [1, 1, 1], [1] * 9, [7], [1, 20, 1, 3], [33, 17]])
+def test_native_kernel_matches_reference(
+    kernel: PagedAttentionKernel, dtype: torch.dtype, window: int | None, q_lens: list[int]
 ) -> None:
-    gen = torch.Generator().manual_seed(num_seqs)
+    """Decodes (one query) and prompt chunks (several, longer than a 16-query tile) after cached context."""
+    gen = torch.Generator().manual_seed(len(q_lens))
     keys = torch.randn(BLOCKS + 1, BS, KVH, DIM, generator=gen).to(dtype)
     values = torch.randn(BLOCKS + 1, BS, KVH, DIM, generator=gen).to(dtype)
-    ctx = torch.randint(1, 15, (num_seqs,), generator=gen).tolist()
-    tables = scattered_tables(ctx, num_seqs)
-    q = torch.randn(num_seqs, HEADS, DIM, generator=gen).to(dtype)
-    got = kernel(q, keys, values, tables, torch.tensor(ctx), window=window, scale=DIM**-0.5)
-    want = dense_reference(q, keys, values, tables, ctx, window)
+    cached = torch.randint(0, 12, (len(q_lens),), generator=gen).tolist()
+    ctx = [c + n for c, n in zip(cached, q_lens, strict=True)]
+    tables = scattered_tables(ctx, len(q_lens))
+    q = torch.randn(sum(q_lens), HEADS, DIM, generator=gen).to(dtype)
+    starts = torch.tensor([0, *q_lens[:-1]]).cumsum(0)
+    lens, ctx_lens = torch.tensor(q_lens), torch.tensor(ctx)
+    got = kernel(
+        q, keys, values, tables=tables, q_starts=starts, q_lens=lens, ctx_lens=ctx_lens, window=window,
+        scale=DIM**-0.5,
+    )  # fmt: skip
+    want = dense_reference(q, keys, values, tables, q_lens, ctx, window)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(got.float(), want, atol=tol, rtol=tol)
 
@@ -82,7 +98,15 @@ def test_torch_path_writes_slots_and_attends_through_tables() -> None:
         windows=[None], device=torch.device("cpu"),
     )  # fmt: skip
     assert meta.positions.tolist() == [3, 4, 5, 6, 7, 8, 4]
-    assert meta.slot_mapping.tolist() == [3 * BS + 3, 17 * BS, 17 * BS + 1, 17 * BS + 2, 17 * BS + 3, 5 * BS, 2 * BS]
+    assert meta.slot_mapping.tolist() == [
+        3 * BS + 3,
+        17 * BS,
+        17 * BS + 1,
+        17 * BS + 2,
+        17 * BS + 3,
+        5 * BS,
+        2 * BS,
+    ]
     # the cached prefixes (positions 0..2 of seq 0, 0..3 of seq 1) then this step's tokens
     k, v = history
     prefix = torch.tensor([3 * BS, 3 * BS + 1, 3 * BS + 2, 8 * BS, 8 * BS + 1, 8 * BS + 2, 8 * BS + 3])
