@@ -32,6 +32,10 @@ class DataType(enum.Enum):
     BYTES = "BYTES"
     BF16 = "BF16"
 
+    # Members are singletons: identity hashing keeps the per-tensor dict lookups in C (Enum's own
+    # __hash__ is Python code hashing the name, a measurable cost on the request path).
+    __hash__ = object.__hash__
+
     @classmethod
     def from_api(cls, name: str) -> DataType:
         try:

@@ -32,6 +32,34 @@ def _dims(dims: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in dims) + "]"
 
 
+class _ConfigView:
+    """What every request's checks read from a config, computed once per config object."""
+
+    __slots__ = ("by_name", "n_inputs", "outputs", "required")
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.by_name = {t.name: t for t in config.inputs}
+        self.n_inputs = len(config.inputs)
+        self.required = tuple(t.name for t in config.inputs if not t.optional)
+        self.outputs = frozenset(t.name for t in config.outputs)
+
+
+# id(config) -> (config, view); the config is kept so a reused id never matches a dead config's view.
+_VIEWS: dict[int, tuple[ModelConfig, _ConfigView]] = {}
+_MAX_VIEWS = 1024
+
+
+def _view(config: ModelConfig) -> _ConfigView:
+    entry = _VIEWS.get(id(config))
+    if entry is not None and entry[0] is config:
+        return entry[1]
+    if len(_VIEWS) >= _MAX_VIEWS:  # configs of unloaded versions: drop them all, live ones come back
+        _VIEWS.clear()
+    view = _ConfigView(config)
+    _VIEWS[id(config)] = (config, view)
+    return view
+
+
 def validate_request(request: InferRequest, config: ModelConfig) -> InferRequest:
     """Returns `request` if it fits `config`, a copy with reshaped inputs if a `reshape` applies.
 
@@ -39,12 +67,16 @@ def validate_request(request: InferRequest, config: ModelConfig) -> InferRequest
     or shape mismatch, or a batch size outside 1..max_batch_size.
     """
     model, prefix = config.name or request.model_name, request_prefix(request.id)
+    view = _view(config)
     if request.requested_outputs is not None:
         for out in request.requested_outputs:
-            if config.output(out) is None:
+            if out not in view.outputs:
                 raise InvalidInput(f"unexpected inference output '{out}' for model '{model}'")
-    by_name = {t.name: t for t in config.inputs}
-    _check_input_names(request, config, by_name, model, prefix)
+    by_name = view.by_name
+    given = request.inputs
+    # Every configured input, given once (names are dict keys): nothing to report, skip the full check.
+    if len(given) != view.n_inputs or not all(n in by_name for n in given):
+        _check_input_names(request, config, by_name, model, prefix)
     batch = _batch_size(request, config, by_name, model, prefix)
     reshaped: dict[str, Tensor] | None = None
     for name, tensor in request.inputs.items():

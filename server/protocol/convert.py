@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
+
+import numpy as np
 
 from server.errors import InvalidInput, Unsupported
 from server.protocol.gen import grpc_service_pb2 as pb
@@ -17,7 +20,10 @@ from server.protocol.tensor_codec import decode_raw, decode_typed, encode_raw
 from server.types import DataType, InferRequest, InferResponse, Tensor
 from server.validation import request_prefix
 
-_DATATYPES = {dt.value: dt for dt in DataType}
+# API string -> (datatype, numpy dtype, wire bytes per element; 0 for BYTES): one lookup per input.
+_DECODE: dict[str, tuple[DataType, np.dtype, int]] = {
+    dt.value: (dt, dt.numpy_dtype, dt.itemsize) for dt in DataType
+}
 _API_NAMES = {dt: dt.value for dt in DataType}
 _SHM_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 _NO_SHM = "which this server does not serve"
@@ -47,57 +53,67 @@ def request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
     Numeric input arrays are read-only views of the request's bytes; copy before writing to them.
     Raises InvalidInput (or Unsupported for client shared memory and classification) naming the value.
     """
-    parse_model_version(request.model_version)
+    version, model = request.model_version, request.model_name
+    outputs, params = request.outputs, request.parameters
+    if version:
+        parse_model_version(version)
     return InferRequest(
-        model_name=request.model_name,
-        model_version=request.model_version,
+        model_name=model,
+        model_version=version,
         id=request.id,
-        inputs=_decode_inputs(request, request.model_name, request_prefix(request.id)),
-        requested_outputs=_requested_outputs(request.outputs, request.model_name),
-        parameters=request_params_from_pb(request.parameters),
+        inputs=_decode_inputs(request, model),
+        requested_outputs=_requested_outputs(outputs, model) if outputs else None,
+        parameters=request_params_from_pb(params) if params else {},
     )
 
 
-def _decode_inputs(request: pb.ModelInferRequest, model: str, prefix: str) -> dict[str, Tensor]:
+def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tensor]:
+    """Runs for every request: the common case (raw numeric data of the right size) stays inline,
+    anything else goes through tensor_codec, which owns the checks and their wording."""
     raw = request.raw_input_contents
+    n_raw = len(raw)
     inputs: dict[str, Tensor] = {}
     raw_used = 0
     for inp in request.inputs:
         name = inp.name
         if name in inputs:
-            raise InvalidInput(f"{prefix}input '{name}' already exists in request")
-        dtype = _datatype(inp.datatype, name, model)
+            raise InvalidInput(f"{request_prefix(request.id)}input '{name}' already exists in request")
+        spec = _DECODE.get(inp.datatype)
+        if spec is None:
+            raise _bad_datatype(inp.datatype, name, model)
+        dtype, np_dtype, itemsize = spec
         if inp.parameters and any(k in inp.parameters for k in _SHM_KEYS):
             raise Unsupported(f"input '{name}' for model '{model}' uses client shared memory, {_NO_SHM}")
-        shape = tuple(inp.shape)
+        shape = tuple(inp.shape[:])  # a slice first: iterating the repeated field itself is 3x slower
         if inp.HasField("contents"):
             if raw:
                 raise InvalidInput(
                     f"contents field must not be specified when using raw_input_contents for '{name}' "
                     f"for model '{model}'"
                 )
-            data = decode_typed(name, dtype, shape, inp.contents, model, prefix)
-        elif raw_used < len(raw):
-            data = decode_raw(name, dtype, shape, raw[raw_used], model, prefix)
+            data = decode_typed(name, dtype, shape, inp.contents, model, request_prefix(request.id))
+        elif raw_used < n_raw:
+            content = raw[raw_used]
             raw_used += 1
+            if itemsize and (not shape or min(shape) >= 0) and len(content) == math.prod(shape) * itemsize:
+                data = np.ndarray(shape, np_dtype, content)  # a read-only view, like np.frombuffer
+            else:  # BYTES, or a size or shape error that decode_raw reports
+                data = decode_raw(name, dtype, shape, content, model, request_prefix(request.id))
         else:
             raise InvalidInput(
                 f"unable to find data for input tensor '{name}' for model '{model}' in request."
             )
         inputs[name] = Tensor(name, dtype, data)
-    if raw_used != len(raw):
+    if raw_used != n_raw:
         raise InvalidInput(
-            f"{prefix}expected {raw_used} raw_input_contents (one per input) for model '{model}', "
-            f"got {len(raw)}"
+            f"{request_prefix(request.id)}expected {raw_used} raw_input_contents (one per input) "
+            f"for model '{model}', got {len(raw)}"
         )
     return inputs
 
 
-def _datatype(name: str, tensor: str, model: str) -> DataType:
-    dtype = _DATATYPES.get(name)
-    if dtype is None:
-        raise InvalidInput(f"invalid datatype '{name}' for input '{tensor}' for model '{model}'")
-    return dtype
+def _bad_datatype(name: str, tensor: str, model: str) -> InvalidInput:
+    return InvalidInput(f"invalid datatype '{name}' for input '{tensor}' for model '{model}'")
 
 
 def _requested_outputs(outputs: Any, model: str) -> tuple[str, ...] | None:
@@ -106,9 +122,7 @@ def _requested_outputs(outputs: Any, model: str) -> tuple[str, ...] | None:
     names: dict[str, None] = {}
     for out in outputs:
         if out.parameters and any(k in out.parameters for k in _SHM_KEYS):
-            raise Unsupported(
-                f"output '{out.name}' for model '{model}' uses client shared memory, {_NO_SHM}"
-            )
+            raise Unsupported(f"output '{out.name}' for model '{model}' uses client shared memory, {_NO_SHM}")
         if "classification" in out.parameters:
             raise Unsupported(f"classification of output '{out.name}' for model '{model}' is not supported")
         names[out.name] = None

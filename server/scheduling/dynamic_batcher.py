@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ from functools import partial
 
 from server.errors import BackendError, Cancelled, InvalidInput, Unavailable
 from server.scheduling.batch_plan import BatchingPolicy, ItemState, QueuedRequest, plan_batch
+from server.scheduling.inline_gate import InlineGate
 from server.scheduling.response_channel import ResponseChannel, deliver_all, error_response
 from server.stats import ModelStats
 from server.types import InferRequest, InferResponse
@@ -55,6 +57,9 @@ class DynamicBatcher:
     The event loop only appends to the queue, once per loop turn; idle instance threads form the
     batches, and each executed batch costs the loop one wake-up to deliver all of its responses.
     `submit` must be called from one event loop at a time.
+
+    With an `inline` gate (single instance only), requests handed over at the end of a loop turn execute
+    right there, on the event loop, if the instance is idle and the gate says the model is cheap.
     """
 
     def __init__(
@@ -64,9 +69,15 @@ class DynamicBatcher:
         instances: Sequence[str],
         execute: ExecuteFn,
         stats: ModelStats,
+        inline: InlineGate | None = None,
     ) -> None:
         if not instances:
             raise ValueError("a batcher needs at least one instance")
+        if inline is not None and len(instances) != 1:
+            raise ValueError("only a single-instance batcher can execute inline")
+        self._inline = inline
+        self._executing = 0  # batches running now (worker threads, or inline on the loop)
+        self._resume_flush = False  # requests wait in _incoming for the busy instance to finish
         self._model = model
         self._policy = policy
         self._execute = execute
@@ -122,6 +133,74 @@ class DynamicBatcher:
         request.cancel.on_cancel(partial(self._cancel_waiting, item))
         return channel
 
+    def _flush_inline(self, items: list[QueuedRequest]) -> bool:
+        """Execute `items` on the loop if the instance is idle; keep them for later if it is busy.
+
+        DESIGN.md decision 6 exception: a cheap model's executes run on the loop (see InlineGate).
+        False when the worker thread should take them (closed, or it has a queue to work through).
+        """
+        with self._cond:
+            if self._closed or self._queued:
+                return False
+            if self._executing:  # the worker is finishing a batch: it calls _flush again when done
+                self._incoming[:0] = items
+                self._resume_flush = True
+                return True
+            live = [it for it in items if it.state is ItemState.PENDING]
+            for it in live:
+                it.state = ItemState.QUEUED
+            self._queued += len(live)
+            self._stats.queued(len(live))
+            self._executing = 1
+        try:
+            left = self._drain_inline(deque(live))
+        finally:
+            self._release_instance()
+        if left:  # the gate closed midway: the worker thread takes the rest
+            with self._cond:
+                self._queue.extend(left)
+                if self._waiting:
+                    self._cond.notify()
+        return True
+
+    def _drain_inline(self, pending: deque[QueuedRequest]) -> list[QueuedRequest]:
+        """Runs the QUEUED items of `pending` as batches on the loop; returns those left for the worker."""
+        assert self._inline is not None
+        while pending and self._inline.open:
+            plan = plan_batch(pending, self._policy, time.monotonic_ns())
+            if plan.expired:
+                with self._cond:
+                    self._queued -= len(plan.expired)
+                self._stats.queued(-len(plan.expired))
+                self._answer(plan.expired, Unavailable(QUEUE_TIMEOUT))
+            if not plan.take:
+                break
+            with self._cond:  # a cancel from another thread may have dropped some meanwhile
+                taken = [pending.popleft() for _ in range(min(plan.take, len(pending)))]
+                taken = [it for it in taken if it.state is ItemState.QUEUED]
+                for it in taken:
+                    it.state = ItemState.RUNNING
+                self._queued -= len(taken)
+            if not taken:
+                continue
+            self._stats.queued(-len(taken))
+            for channel, response in self._run(0, taken, inline=True):
+                channel.put_nowait(response)
+        return [it for it in pending if it.state is ItemState.QUEUED]
+
+    def _release_instance(self) -> None:
+        """A batch finished (worker or loop); reschedule a flush that waited for the instance."""
+        with self._cond:
+            self._executing -= 1
+            resume = self._resume_flush and not self._executing
+            self._resume_flush = self._resume_flush and not resume
+            if self._closed or (self._queued and self._waiting):
+                self._cond.notify_all()
+        loop = self._flush_loop
+        if resume and loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
+                loop.call_soon_threadsafe(self._flush)
+
     def _admission_error(self, request: InferRequest, size: int) -> Exception | None:
         policy = self._policy
         if self._closed:
@@ -140,6 +219,8 @@ class DynamicBatcher:
         self._flush_scheduled = False
         items, self._incoming = self._incoming, []
         if not items:
+            return
+        if self._inline is not None and self._inline.open and self._flush_inline(items):
             return
         with self._cond:
             live = [it for it in items if it.state is ItemState.PENDING]
@@ -165,6 +246,8 @@ class DynamicBatcher:
             self._queue.clear()
             self._queued = 0
             self._cond.notify_all()
+            # an execute running inline on the loop (another thread) must end before the model goes away
+            self._cond.wait_for(lambda: not self._executing, timeout_s)
         self._stats.queued(-len(left))
         self._answer(left, Unavailable(f"model '{self._model}' is unloading"))
         for t in self._threads:
@@ -216,7 +299,12 @@ class DynamicBatcher:
             items = self._next_batch()
             if items is None:
                 return
-            self._run(instance, items)
+            try:
+                pairs = self._run(instance, items)
+            finally:
+                if self._inline is not None:
+                    self._release_instance()
+            deliver_all(pairs)
 
     def _next_batch(self) -> list[QueuedRequest] | None:
         """Block until a batch is due; None once closed."""
@@ -236,6 +324,8 @@ class DynamicBatcher:
                     continue
                 if plan.take:
                     items = self._pop(plan.take)
+                    if self._inline is not None:
+                        self._executing += 1
                     if self._queued and self._waiting:  # more is queued: let an idle instance look at it
                         self._cond.notify()
                     break
@@ -257,7 +347,12 @@ class DynamicBatcher:
         self._queued -= count
         return taken
 
-    def _run(self, instance: int, items: list[QueuedRequest]) -> None:
+    def _run(
+        self, instance: int, items: list[QueuedRequest], inline: bool = False
+    ) -> list[tuple[ResponseChannel, InferResponse]]:
+        """Execute one batch; returns the responses to deliver. Stamps times, updates stats and gate."""
+        gate = self._inline
+        mark = gate.begin(inline) if gate is not None else None
         start = time.monotonic_ns()
         batch = Batch(
             instance, [it.request for it in items], [it.channel for it in items], [it.size for it in items]
@@ -272,6 +367,8 @@ class DynamicBatcher:
         except (Exception, SystemExit) as e:  # a failing model must never take its instance thread down
             results = [error_response(r, e) for r in batch.requests]
         end = time.monotonic_ns()
+        if gate is not None and mark is not None:
+            gate.end(mark, len(items), inline)
         input_end = batch.input_end_ns or start
         output_start = batch.output_start_ns or end
         for r in batch.requests:
@@ -279,5 +376,6 @@ class DynamicBatcher:
             t.compute_start_ns, t.compute_input_end_ns = start, input_end
             t.compute_output_start_ns, t.compute_end_ns = output_start, end
         self._stats.executed(batch.size, input_end - start, output_start - input_end, end - output_start)
-        if results is not None:
-            deliver_all((it.channel, res) for it, res in zip(items, results, strict=True) if res is not None)
+        if results is None:
+            return []
+        return [(it.channel, res) for it, res in zip(items, results, strict=True) if res is not None]

@@ -14,6 +14,7 @@ from server.backends.onnxruntime.session import OrtParameters, create_session, d
 from server.errors import BackendError, InvalidInput, LoadError, ModelNotReady
 from server.repository.model_config import ModelConfig, TensorConfig
 from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import expand_instances
 from server.scheduling.response_channel import ResponseChannel
 from server.types import DataType, InferRequest, InferResponse, Tensor
@@ -49,6 +50,7 @@ class OnnxRuntimeBackend(Backend):
             [f"{inst.name}-v{spec.version}" for inst in instances],
             self._execute,
             spec.stats,
+            inline_gate(spec.config, len(instances)),
         )
         self._batcher.start()
 

@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from server.errors import ConfigError, LoadError
 from server.repository.model_config import InstanceKind
+from server.scheduling.inline_gate import INLINE_PARAMETER
 from server.scheduling.instances import InstanceSpec
 from server.types import DataType
 
@@ -38,6 +39,7 @@ class OrtParameters:
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> OrtParameters:
         known = {f.name for f in dataclasses.fields(cls)}
+        params = {k: v for k, v in params.items() if k != INLINE_PARAMETER}  # the batcher's, not ours
         unknown = sorted(set(params) - known)
         if unknown:
             raise ConfigError(f"unknown onnxruntime parameters {unknown} (known: {sorted(known)})")

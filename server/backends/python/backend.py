@@ -21,6 +21,7 @@ from server.backends.python.pb_sender import ResponseSender
 from server.errors import BackendError, ModelNotReady
 from server.repository.model_config import InstanceKind, ModelConfig
 from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import InstanceSpec, expand_instances
 from server.scheduling.response_channel import ResponseChannel, as_domain_error, error_response
 from server.types import InferRequest, InferResponse
@@ -71,8 +72,13 @@ class PythonBackend(Backend):
             [f"{inst.name}-v{spec.version}" for inst in instances],
             self._execute,
             spec.stats,
+            inline_gate(spec.config, len(instances), can_inline=self._can_inline()),
         )
         self._batcher.start()
+
+    def _can_inline(self) -> bool:
+        # decoupled models stream from execute; coroutine models need their own loop
+        return not self._decoupled and not any(i.blocks_on_own_loop for i in self._instances)
 
     def infer(self, request: InferRequest) -> ResponseChannel:
         if self._batcher is None:

@@ -45,6 +45,11 @@ class ModelInstance:
                 f"{type(e).__name__}: {e}"
             ) from e
 
+    @property
+    def blocks_on_own_loop(self) -> bool:
+        """`async def execute` runs on the instance's private loop, so it can never run on the server's."""
+        return inspect.iscoroutinefunction(getattr(self._model, "execute", None))
+
     def execute(self, requests: list[Any]) -> Any:
         return self._wait(self._model.execute(requests))
 
