@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import importlib.util
 import logging
@@ -66,6 +67,7 @@ async def run_server(config: ServerConfig) -> int:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # a failed start (port in use, bad repository) raises here
+            _freeze_startup_heap()
             await stopping
         else:
             log.info("signal received while starting: abandoning startup")
@@ -80,6 +82,17 @@ async def run_server(config: ServerConfig) -> int:
             loop.remove_signal_handler(sig)
     log.info("hangar stopped")
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt what startup built (modules, models, configs) from cyclic GC: it lives until exit anyway.
+
+    Without this every gen-2 pass walks the whole heap (~40 ms with torch imported), a stall for every
+    request in flight; frozen objects are still freed by reference counting.
+    """
+    gc.collect()
+    gc.freeze()
+    log.debug("froze %d startup objects out of cyclic garbage collection", gc.get_freeze_count())
 
 
 def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:

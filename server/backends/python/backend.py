@@ -17,7 +17,7 @@ from server.backends.python.instance import ModelInstance
 from server.backends.python.model_module import add_search_path, import_model, remove_search_path
 from server.backends.python.outputs import OutputAdapter
 from server.backends.python.pb_request import InferenceRequest
-from server.backends.python.pb_sender import ResponseSender
+from server.backends.python.pb_sender import BatchSenders
 from server.errors import BackendError, ModelNotReady
 from server.repository.model_config import InstanceKind, ModelConfig
 from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
@@ -116,14 +116,11 @@ class PythonBackend(Backend):
 
     def _execute(self, batch: Batch) -> list[InferResponse | None]:
         instance = self._instances[batch.instance]
-        senders = [
-            ResponseSender(r, ch, self._adapter, self._decoupled, self._send_lock)
-            for r, ch in zip(batch.requests, batch.channels, strict=True)
-        ]
-        requests = [
-            InferenceRequest.wrap(r, s, self._adapter.requested(r))
-            for r, s in zip(batch.requests, senders, strict=True)
-        ]
+        senders = BatchSenders(
+            batch.requests, batch.channels, self._adapter, self._decoupled, self._send_lock
+        )
+        requested = self._adapter.requested
+        requests = [InferenceRequest.wrap(r, senders, requested(r), i) for i, r in enumerate(batch.requests)]
         batch.input_end_ns = time.monotonic_ns()
         try:
             result = instance.execute(requests)
@@ -138,7 +135,7 @@ class PythonBackend(Backend):
             batch.output_start_ns = time.monotonic_ns()
         if self._decoupled:
             if result is None:
-                return [None] * len(senders)
+                return [None] * len(batch.requests)
             return self._fail_unanswered(batch.requests, senders, BackendError(
                 f"model '{self.spec.name}' is decoupled: execute must return None and send responses "
                 "through each request's response sender"
@@ -146,7 +143,7 @@ class PythonBackend(Backend):
         return self._collect(batch.requests, senders, result)
 
     def _collect(
-        self, requests: list[InferRequest], senders: list[ResponseSender], result: object
+        self, requests: list[InferRequest], senders: BatchSenders, result: object
     ) -> list[InferResponse | None]:
         """A non-decoupled model's answer: the list it returned, or what it sent through the senders."""
         if result is None:
@@ -160,15 +157,14 @@ class PythonBackend(Backend):
                 f"model '{self.spec.name}' returned {got} for {len(requests)} requests; a non-decoupled "
                 "model must return a list with exactly one InferenceResponse per request"
             ))  # fmt: skip
+        to_domain, claim = self._adapter.to_domain, senders.claim
         return [
-            self._adapter.to_domain(r, pb) if s.claim() else None
-            for r, s, pb in zip(requests, senders, result, strict=True)
+            to_domain(r, pb) if claim(i) else None
+            for i, (r, pb) in enumerate(zip(requests, result, strict=True))
         ]
 
     @staticmethod
     def _fail_unanswered(
-        requests: Sequence[InferRequest], senders: Sequence[ResponseSender], error: Exception
+        requests: Sequence[InferRequest], senders: BatchSenders, error: Exception
     ) -> list[InferResponse | None]:
-        return [
-            error_response(r, error) if s.claim() else None for r, s in zip(requests, senders, strict=True)
-        ]
+        return [error_response(r, error) if senders.claim(i) else None for i, r in enumerate(requests)]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.backends.python.pb_response import TritonModelException
-from server.backends.python.pb_sender import ResponseSender
+from server.backends.python.pb_sender import BatchSenders, ResponseSender
 from server.backends.python.pb_tensor import Tensor
 from server.types import InferRequest
 
@@ -50,14 +50,25 @@ class InferenceRequest:
         )
         self._request: InferRequest | None = None
         self._sender: ResponseSender | None = None
+        self._senders: BatchSenders | None = None
+        self._index = 0
 
     @classmethod
     def wrap(
-        cls, request: InferRequest, sender: ResponseSender, output_names: Sequence[str]
+        cls,
+        request: InferRequest,
+        sender: ResponseSender | BatchSenders,
+        output_names: Sequence[str],
+        index: int = 0,
     ) -> InferenceRequest:
+        """The request `execute` receives; with BatchSenders, its sender is built on first use (`index`)."""
         self = cls.__new__(cls)
         self._request = request
-        self._sender = sender
+        if isinstance(sender, ResponseSender):
+            self._sender, self._senders = sender, None
+        else:
+            self._sender, self._senders = None, sender
+        self._index = index
         self._id = request.id
         self._inputs = None  # built on first use
         self._output_names = list(output_names)
@@ -118,6 +129,8 @@ class InferenceRequest:
         return self._parameters
 
     def get_response_sender(self) -> ResponseSender:
+        if self._sender is None and self._senders is not None:
+            self._sender = self._senders.get(self._index)
         if self._sender is None:
             raise TritonModelException("a request built by the model has no response sender")
         return self._sender

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from server.backends.python.outputs import OutputAdapter
 from server.backends.python.pb_response import InferenceResponse, TritonModelException
@@ -29,13 +30,14 @@ class ResponseSender:
         adapter: OutputAdapter,
         decoupled: bool,
         lock: threading.Lock,
+        closed: bool = False,
     ) -> None:
         self._request = request
         self._channel = channel
         self._adapter = adapter
         self._decoupled = decoupled
         self._lock = lock  # shared per model: it only orders one send against another
-        self._closed = False
+        self._closed = closed
 
     def send(self, response: InferenceResponse | None = None, flags: int = 0) -> None:
         final = bool(flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -70,3 +72,57 @@ class ResponseSender:
                 return False
             self._closed = True
             return True
+
+
+class BatchSenders:
+    """One batch's response senders, each built when the model first asks for it.
+
+    Most non-decoupled models never call get_response_sender, so the common batch builds none; a sender
+    asked for after `claim` already answered its request comes out closed, as a claimed one would be.
+    """
+
+    __slots__ = ("_adapter", "_channels", "_decoupled", "_lock", "_requests", "_senders")
+
+    def __init__(
+        self,
+        requests: Sequence[InferRequest],
+        channels: Sequence[ResponseChannel],
+        adapter: OutputAdapter,
+        decoupled: bool,
+        lock: threading.Lock,
+    ) -> None:
+        self._requests = requests
+        self._channels = channels
+        self._adapter = adapter
+        self._decoupled = decoupled
+        self._lock = lock
+        # None: not built, still unanswered; False: answered by claim before any sender was built
+        self._senders: list[ResponseSender | bool | None] = [None] * len(requests)
+
+    def get(self, index: int) -> ResponseSender:
+        with self._lock:
+            sender = self._senders[index]
+            if isinstance(sender, ResponseSender):
+                return sender
+            built = ResponseSender(
+                self._requests[index],
+                self._channels[index],
+                self._adapter,
+                self._decoupled,
+                self._lock,
+                closed=sender is False,  # its request was already answered
+            )
+            self._senders[index] = built
+            return built
+
+    def claim(self, index: int) -> bool:
+        """Like ResponseSender.claim for request `index`, without building its sender."""
+        with self._lock:
+            sender = self._senders[index]
+            if sender is None:
+                self._senders[index] = False
+                return True
+            if sender is False:
+                return False
+        assert isinstance(sender, ResponseSender)
+        return sender.claim()

@@ -201,6 +201,40 @@ def test_non_decoupled_model_may_answer_through_the_response_sender(tmp_path: Pa
     np.testing.assert_array_equal(outputs_of(resp)["Y"], [6])
 
 
+def test_sender_asked_for_after_the_returned_answer_is_closed(tmp_path: Path) -> None:
+    # senders are built lazily: one first asked for after execute's return value answered is closed
+    code = """
+        import triton_python_backend_utils as pb_utils
+
+        class TritonPythonModel:
+            def initialize(self, args):
+                self.kept = []
+
+            def execute(self, requests):
+                if self.kept:
+                    late = self.kept.pop().get_response_sender()
+                    try:
+                        late.send(pb_utils.InferenceResponse([]))
+                        outcome = "sent"
+                    except pb_utils.TritonModelException as e:
+                        outcome = str(e)
+                    late.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)  # ignored, as in Triton
+                    return [pb_utils.InferenceResponse(parameters={"late": outcome}) for _ in requests]
+                self.kept.extend(requests)
+                return [pb_utils.InferenceResponse(parameters={"late": "first"}) for _ in requests]
+    """
+    model_dir, config = write_model(tmp_path, "late", code)
+    backend = load_backend(model_dir, config=config)
+    try:
+        [[first]] = run_requests(backend, make_request("late", x(1)))
+        [[second]] = run_requests(backend, make_request("late", x(2)))
+    finally:
+        backend.unload()
+    assert first.error is None and first.parameters == {"late": "first"}
+    assert second.error is None
+    assert second.parameters == {"late": "Unable to send response. Response sender has been closed."}
+
+
 def test_bls_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     code = """
         import triton_python_backend_utils as pb_utils
