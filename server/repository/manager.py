@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from server.backends.base import Backend, BackendRegistry
 from server.errors import HangarError, InvalidInput, ModelNotFound, ModelNotReady, Unavailable
+from server.repository.context import RepositoryContext
 from server.repository.handle import ModelHandle, ServedVersion
 from server.repository.layout import list_model_names, scan_repositories
 from server.repository.lifecycle import Lifecycle
@@ -66,12 +67,11 @@ class ModelManager:
         self._records: dict[str, ModelRecord] = {}
         self._lifecycle = Lifecycle(VersionLoader(config.load_thread_count))
         registry = registry or BackendRegistry()
-        self._loads = ModelLoads(
-            config.repositories, registry, self._lifecycle, self._records, self._new_record
+        ctx = RepositoryContext(
+            tuple(config.repositories), registry, self._lifecycle, self._records, self._new_record
         )
-        self._poller = RepositoryPoller(
-            config.repositories, registry, self._lifecycle, self._records, self._new_record
-        )
+        self._loads = ModelLoads(ctx)
+        self._poller = RepositoryPoller(ctx)
         self._poll_lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
-from pathlib import Path
 
-from server.backends.base import BackendRegistry
 from server.errors import HangarError, LoadError
 from server.repository.config_source import resolve_config
+from server.repository.context import RepositoryContext
 from server.repository.layout import (
     ModelDir,
     RepositoryScan,
@@ -17,7 +15,7 @@ from server.repository.layout import (
     scan_repositories,
     scan_versions,
 )
-from server.repository.lifecycle import UNLOADED, Lifecycle, LoadPlan, describe
+from server.repository.lifecycle import UNLOADED, LoadPlan, describe
 from server.repository.load_overrides import LoadOverrides, OverrideDir, write_override_dir
 from server.repository.version_state import ModelRecord, VersionState
 from server.repository.versions import missing_versions, select_versions
@@ -28,28 +26,17 @@ log = logging.getLogger(__name__)
 class ModelLoads:
     """Loads every servable version of a model as one operation, serialised per model."""
 
-    def __init__(
-        self,
-        repositories: Sequence[Path],
-        registry: BackendRegistry,
-        lifecycle: Lifecycle,
-        records: MutableMapping[str, ModelRecord],
-        new_record: Callable[[str], ModelRecord],
-    ) -> None:
-        self._repositories = tuple(repositories)
-        self._registry = registry
-        self._lifecycle = lifecycle
-        self._records = records
-        self._new_record = new_record
+    def __init__(self, ctx: RepositoryContext) -> None:
+        self._ctx = ctx
 
     def _not_found(self, name: str) -> str:
-        repos = ", ".join(str(r) for r in self._repositories)
+        repos = ", ".join(str(r) for r in self._ctx.repositories)
         return f"failed to load '{name}': no model directory '{name}' in the model repositories ({repos})"
 
     async def startup_load(self, name: str, scan: RepositoryScan) -> None:
         """Load one model at startup; a failure is logged and shown in the index, never raised."""
         if name not in scan.models and name not in scan.duplicates:
-            record = self._records.get(name) or self._new_record(name)
+            record = self._ctx.records.get(name) or self._ctx.new_record(name)
             record.expected = True
             record.fail_all(self._not_found(name))
             log.error("%s", record.reason)
@@ -62,7 +49,7 @@ class ModelLoads:
     async def explicit_load(self, name: str, overrides: LoadOverrides) -> None:
         """Raises LoadError when the model is unknown, its config is bad, or a version failed to load."""
         try:
-            scan = await asyncio.to_thread(scan_repositories, self._repositories, name)
+            scan = await asyncio.to_thread(scan_repositories, self._ctx.repositories, name)
         except HangarError as e:
             raise LoadError(f"failed to load '{name}': {e.message}") from e
         if name not in scan.models and name not in scan.duplicates:
@@ -71,12 +58,12 @@ class ModelLoads:
 
     async def explicit_unload(self, name: str) -> None:
         """Retire every version, wait for the drain and unload; unloading a model not loaded is a no-op."""
-        record = self._records.get(name)
+        record = self._ctx.records.get(name)
         if record is None:
             return
         async with record.lock:
             record.expected = False
-            tasks = self._lifecycle.retire_all(record, UNLOADED)
+            tasks = self._ctx.lifecycle.retire_all(record, UNLOADED)
             record.reason = UNLOADED
             for slot in record.slots.values():
                 if slot.state in (VersionState.UNAVAILABLE, VersionState.UNKNOWN):
@@ -84,7 +71,7 @@ class ModelLoads:
         await asyncio.gather(*tasks)
 
     async def _load(self, name: str, scan: RepositoryScan, overrides: LoadOverrides) -> None:
-        record = self._records.get(name) or self._new_record(name)
+        record = self._ctx.records.get(name) or self._ctx.new_record(name)
         record.expected = True
         if name in scan.duplicates:
             record.fail_all(duplicate_reason(name, scan.duplicates[name]))
@@ -108,7 +95,7 @@ class ModelLoads:
                 override.release()
             record.fail_all(describe(e))
             raise LoadError(record.reason) from e
-        return await self._lifecycle.apply(record, plan)
+        return await self._ctx.lifecycle.apply(record, plan)
 
     async def _plan(
         self, name: str, model: ModelDir, overrides: LoadOverrides, override: OverrideDir | None
@@ -122,7 +109,12 @@ class ModelLoads:
             versions = {v: d.path for v, d in model.versions.items()}
             sources = {v: (model.model_fingerprint, d.fingerprint) for v, d in model.versions.items()}
         config, cls = await asyncio.to_thread(
-            resolve_config, name, model_dir, list(versions.values()), self._registry, overrides.config_json
+            resolve_config,
+            name,
+            model_dir,
+            list(versions.values()),
+            self._ctx.registry,
+            overrides.config_json,
         )
         serve = select_versions(config.version_policy, versions)
         missing = missing_versions(config.version_policy, versions)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from server.backends.base import Backend, BackendRegistry
+from server.backends.base import Backend
 from server.repository.config_source import resolve_config
+from server.repository.context import RepositoryContext
 from server.repository.layout import ModelDir, RepositoryScan, duplicate_reason, scan_repositories
-from server.repository.lifecycle import Lifecycle, LoadPlan, describe
+from server.repository.lifecycle import LoadPlan, describe
 from server.repository.model_config import ModelConfig
 from server.repository.version_state import ModelRecord, SourceKey, VersionState
 from server.repository.versions import missing_versions, select_versions
@@ -77,26 +76,15 @@ def poll_plan(record: ModelRecord, view: StableView, config: ModelConfig, cls: t
 class RepositoryPoller:
     """Diffs each scan against the previous one and against what is served."""
 
-    def __init__(
-        self,
-        repositories: Sequence[Path],
-        registry: BackendRegistry,
-        lifecycle: Lifecycle,
-        records: MutableMapping[str, ModelRecord],
-        new_record: Callable[[str], ModelRecord],
-    ) -> None:
-        self._repositories = tuple(repositories)
-        self._registry = registry
-        self._lifecycle = lifecycle
-        self._records = records
-        self._new_record = new_record
+    def __init__(self, ctx: RepositoryContext) -> None:
+        self._ctx = ctx
         self._previous: RepositoryScan | None = None
 
     def prime(self, scan: RepositoryScan) -> None:
         """Take the startup scan as the baseline: what startup loaded is not loaded again."""
         self._previous = scan
         for name, model in scan.models.items():
-            record = self._records.get(name)
+            record = self._ctx.records.get(name)
             view = stable_view(model, model)
             if record is not None and view is not None:
                 record.poll_signature = view.signature
@@ -107,9 +95,9 @@ class RepositoryPoller:
         Raises:
             ConfigError: a repository could not be read (nothing is changed for this poll).
         """
-        scan = await asyncio.to_thread(scan_repositories, self._repositories)
+        scan = await asyncio.to_thread(scan_repositories, self._ctx.repositories)
         previous, self._previous = self._previous, scan
-        names = sorted(set(scan.names()) | set(self._records))
+        names = sorted(set(scan.names()) | set(self._ctx.records))
         results = await asyncio.gather(
             *(self._poll_model(name, scan, previous) for name in names), return_exceptions=True
         )
@@ -128,7 +116,7 @@ class RepositoryPoller:
             if view is None:
                 log.info("model '%s': files are changing, waiting for them to settle", name)
                 return
-            record = self._records.get(name) or self._new_record(name)
+            record = self._ctx.records.get(name) or self._ctx.new_record(name)
             if record.poll_signature == view.signature:
                 return
             async with record.lock:
@@ -144,17 +132,17 @@ class RepositoryPoller:
         paths = [d.path for d in view.current.versions.values()]
         try:
             config, cls = await asyncio.to_thread(
-                resolve_config, record.name, view.current.path, paths, self._registry
+                resolve_config, record.name, view.current.path, paths, self._ctx.registry
             )
         except Exception as e:
             reason = describe(e)
             log.error("model '%s': %s", record.name, reason)
             record.fail_all(reason)
             return
-        await self._lifecycle.apply(record, poll_plan(record, view, config, cls))
+        await self._ctx.lifecycle.apply(record, poll_plan(record, view, config, cls))
 
     async def _mark_duplicate(self, name: str, scan: RepositoryScan) -> None:
-        record = self._records.get(name) or self._new_record(name)
+        record = self._ctx.records.get(name) or self._ctx.new_record(name)
         reason = duplicate_reason(name, scan.duplicates[name])
         async with record.lock:
             record.expected = True
@@ -162,16 +150,16 @@ class RepositoryPoller:
             if record.reason != reason:
                 log.error("%s", reason)
             record.reason = reason
-            self._lifecycle.retire_all(record, reason)
+            self._ctx.lifecycle.retire_all(record, reason)
             for slot in record.slots.values():
                 if slot.state is VersionState.UNAVAILABLE:
                     slot.reason = reason
 
     async def _remove(self, name: str) -> None:
-        record = self._records.get(name)
+        record = self._ctx.records.get(name)
         if record is None:
             return
         async with record.lock:
             log.info("model '%s' was removed from the repository: unloading it", name)
-            self._lifecycle.retire_all(record)
-            self._records.pop(name, None)
+            self._ctx.lifecycle.retire_all(record)
+            self._ctx.records.pop(name, None)
