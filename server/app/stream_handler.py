@@ -62,6 +62,9 @@ class StreamSession:
 
     async def run(self, requests: AsyncIterator[pb.ModelInferRequest]) -> None:
         self._reader = asyncio.get_running_loop().create_task(self._read(requests))
+        # A done callback, not a `finally` in _read: a task cancelled before its first step never
+        # runs its body, and the stream would then wait forever for the reader's share to close.
+        self._reader.add_done_callback(lambda _task: self._close_one())
         if self._draining:
             self._reader.cancel()
         try:
@@ -93,8 +96,6 @@ class StreamSession:
             self._half_closed = True
         except Exception as e:  # a broken read ends the stream with that error
             self._out.put_nowait(e)
-        finally:
-            self._close_one()
 
     def _close_one(self) -> None:
         self._open -= 1
