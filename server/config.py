@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.errors import ConfigError
+from server.telemetry.metrics_config import MetricsConfig
+
 ENV_PREFIX = "HANGAR_"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
@@ -39,6 +42,9 @@ class ServerConfig:
     allow_metrics: bool = True
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8002
+    metrics_config: tuple[str, ...] = ()
+    """Raw `--metrics-config` items (`<key>=<value>`, checked when parsed); `MetricsConfig.with_settings`."""
+    allow_cpu_metrics: bool = True
     trace_config: tuple[str, ...] = ()
     """Raw `--trace-config` values (`[<mode>,]<key>=<value>`); the telemetry layer parses them."""
     log_verbose: int = 0
@@ -46,6 +52,8 @@ class ServerConfig:
     log_info: bool = True
     log_warning: bool = True
     log_error: bool = True
+    log_file: str = ""
+    """`--log-file`; empty logs to stderr."""
     strict_readiness: bool = True
     exit_timeout_secs: float = 30.0
     model_load_thread_count: int = 4
@@ -104,6 +112,29 @@ def _choice(*names: str) -> Callable[[str], str]:
     return parse
 
 
+def _metrics_setting(text: str) -> str:
+    """One `--metrics-config` item, checked by the telemetry layer's own parser."""
+    try:
+        MetricsConfig().with_settings([text])
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--metrics-config").lstrip(": ")) from None
+    return text.strip()
+
+
+def _log_file(text: str) -> str:
+    """Empty logs to stderr; otherwise a file whose directory exists (it is created or appended to)."""
+    if not text:
+        return ""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is a directory (expected a log file path)")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write '{text}': directory {path.parent} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write '{text}': permission denied")
+    return str(path)
+
+
 _PORT = _bounded_int(0, 65535)
 # (flag, type, default, repeatable, help); defaults and names follow tritonserver's.
 _FLAGS: tuple[tuple[str, Callable[[str], Any], Any, bool, str], ...] = (
@@ -117,12 +148,15 @@ _FLAGS: tuple[tuple[str, Callable[[str], Any], Any, bool, str], ...] = (
     ("--allow-metrics", parse_bool, True, False, "serve Prometheus metrics"),
     ("--metrics-address", str, "0.0.0.0", False, "metrics listen address"),
     ("--metrics-port", _PORT, 8002, False, "metrics port"),
+    ("--metrics-config", _metrics_setting, None, True, "key=bool: counter_latencies, histogram_latencies"),
+    ("--allow-cpu-metrics", parse_bool, True, False, "export CPU utilization and memory metrics"),
     ("--trace-config", str, None, True, "tracing setting [<mode>,]<key>=<value> (repeatable)"),
     ("--log-verbose", _bounded_int(0), 0, False, "verbose logging level (0 = off)"),
     ("--log-format", _choice("text", "json"), "text", False, "text | json"),
     ("--log-info", parse_bool, True, False, "log INFO messages"),
     ("--log-warning", parse_bool, True, False, "log WARNING messages"),
     ("--log-error", parse_bool, True, False, "log ERROR messages"),
+    ("--log-file", _log_file, "", False, "write the log to this file instead of stderr"),
     ("--strict-readiness", parse_bool, True, False, "ready only when every model is ready"),
     ("--exit-timeout-secs", _non_negative_float, 30.0, False, "seconds to finish in-flight work on exit"),
     ("--model-load-thread-count", _bounded_int(1), 4, False, "threads that load models in parallel"),
@@ -143,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
             value = _env_default(parser, flag, parse, raw, repeatable)
         shown = (
             ""
-            if default is None
+            if default is None or default == ""
             else f"default {str(default).lower() if isinstance(default, bool) else default}; "
         )
         kwargs: dict[str, Any] = {
@@ -161,7 +195,8 @@ def _metavar(parse: Callable[[str], Any]) -> str:
         return "BOOL"
     if parse is Path:
         return "PATH"
-    return {"_non_negative_float": "SECONDS"}.get(getattr(parse, "__name__", ""), "VALUE")
+    names = {"_non_negative_float": "SECONDS", "_log_file": "PATH", "_metrics_setting": "KEY=VALUE"}
+    return names.get(getattr(parse, "__name__", ""), "VALUE")
 
 
 def _env_default(
@@ -198,12 +233,15 @@ def from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> S
             allow_metrics=ns.allow_metrics,
             metrics_address=ns.metrics_address,
             metrics_port=ns.metrics_port,
+            metrics_config=repeated("--metrics-config"),
+            allow_cpu_metrics=ns.allow_cpu_metrics,
             trace_config=repeated("--trace-config"),
             log_verbose=ns.log_verbose,
             log_format=LogFormat(ns.log_format),
             log_info=ns.log_info,
             log_warning=ns.log_warning,
             log_error=ns.log_error,
+            log_file=ns.log_file,
             strict_readiness=ns.strict_readiness,
             exit_timeout_secs=ns.exit_timeout_secs,
             model_load_thread_count=ns.model_load_thread_count,

@@ -149,6 +149,7 @@ def log_config(config: ServerConfig) -> LogConfig:
         warning=config.log_warning,
         error=config.log_error,
         format=fmt,
+        file=config.log_file,
     )
 
 
@@ -165,11 +166,14 @@ def create_telemetry(config: ServerConfig, env: Mapping[str, str] | None = None)
     """Metrics, tracing and log settings for `config`.
 
     Raises:
-        ConfigError: a bad --trace-config item or OTEL_* variable.
+        ConfigError: a bad --trace-config or --metrics-config item, or OTEL_* variable.
     """
     metrics = MetricsConfig(
-        enabled=config.allow_metrics, address=config.metrics_address, port=config.metrics_port
-    )
+        enabled=config.allow_metrics,
+        address=config.metrics_address,
+        port=config.metrics_port,
+        cpu_metrics=config.allow_cpu_metrics,
+    ).with_settings(config.metrics_config)
     tracing = TraceConfig.from_flags(config.trace_config, os.environ if env is None else env)
     logs = LogSettings.installed() or LogSettings(log_config(config))
     if tracing.enabled:

@@ -54,6 +54,12 @@ def test_repeatable_flags_and_boolean_syntax() -> None:
         (["--model-load-thread-count", "0"], ["--model-load-thread-count", "0"]),
         (["--load-model", "m"], ["--load-model", "m", "explicit"]),
         (["--model-control-mode", "explicit", "--load-model", "*", "--load-model", "m"], ["*", "m"]),
+        (["--metrics-config", "counter_latencies=maybe"], ["--metrics-config", "counter_latencies", "maybe"]),
+        (["--metrics-config", "summary_latencies=true"], ["--metrics-config", "summary_latencies"]),
+        (["--metrics-config", "gpu_metrics=true"], ["--metrics-config", "gpu_metrics"]),
+        (["--metrics-config", "histogram_latencies"], ["--metrics-config", "histogram_latencies"]),
+        (["--allow-cpu-metrics", "sometimes"], ["--allow-cpu-metrics", "sometimes"]),
+        (["--log-file", "/nonexistent-hangar-dir/h.log"], ["--log-file", "/nonexistent-hangar-dir/h.log"]),
     ],
 )
 def test_bad_values_exit_2_naming_flag_and_value(
@@ -101,3 +107,30 @@ def test_direct_construction_checks_cross_fields() -> None:
         ServerConfig(model_repositories=(Path("/m"),), load_models=("a",))
     with pytest.raises(ValueError, match="model-repository"):
         ServerConfig(model_repositories=())
+
+
+def test_metrics_and_log_file_flags(tmp_path: Path) -> None:
+    c = parse("--model-repository", "/m")
+    assert (c.metrics_config, c.allow_cpu_metrics, c.log_file) == ((), True, "")
+    log_file = tmp_path / "hangar.log"
+    c = parse(
+        "--model-repository", "/m", "--metrics-config", "counter_latencies=false",
+        "--metrics-config=histogram_latencies=1", "--allow-cpu-metrics", "off", "--log-file", str(log_file),
+    )  # fmt: skip
+    assert c.metrics_config == ("counter_latencies=false", "histogram_latencies=1")
+    assert not c.allow_cpu_metrics and c.log_file == str(log_file)
+    env = {"HANGAR_METRICS_CONFIG": "histogram_latencies=false", "HANGAR_ALLOW_CPU_METRICS": "false",
+           "HANGAR_LOG_FILE": str(log_file)}  # fmt: skip
+    c = parse("--model-repository", "/m", env=env)
+    assert (c.metrics_config, c.allow_cpu_metrics, c.log_file) == (
+        ("histogram_latencies=false",), False, str(log_file),
+    )  # fmt: skip
+    assert not log_file.exists()  # checked, not created: the log handler opens it at startup
+
+
+def test_log_file_that_is_a_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse("--model-repository", "/m", "--log-file", str(tmp_path))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--log-file" in err and str(tmp_path) in err and "directory" in err

@@ -15,7 +15,7 @@ from server.backends.llm.deltas import FinishReason, TokenDelta
 from server.backends.llm.parameters import parse_parameters, require
 from server.backends.llm.tokenizer import has_tokenizer_files, load_tokenizer
 from server.backends.llm.translation import GenerationRequest, ModelLimits
-from server.backends.pytorch.runner import PyTorchModelRunner
+from server.backends.pytorch.runner import ATTENTION_BACKENDS, PyTorchModelRunner
 from server.engine.config import EngineConfig
 from server.engine.loop import EngineLoop
 from server.engine.outputs import FinishReason as EngineFinish
@@ -53,8 +53,15 @@ class PyTorchParameters:
     """Longest prompt + output; unset: the checkpoint's max_position_embeddings."""
     exclude_input_in_output: bool = False
     """Default of the request flag: non-streamed outputs leave the prompt out (as TensorRT-LLM's)."""
+    attention_backend: str = "auto"
+    """auto (the native CPU paged-attention kernel when it applies and builds, else torch), native, torch."""
 
     def __post_init__(self) -> None:
+        require(
+            self.attention_backend in ATTENTION_BACKENDS,
+            f"parameter attention_backend must be one of {', '.join(ATTENTION_BACKENDS)}, "
+            f"got '{self.attention_backend}'",
+        )
         for name in ("max_num_seqs", "max_num_batched_tokens", "block_size", "num_blocks", "max_model_len"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"parameter {name} must be >= 1, got {value}")
@@ -129,6 +136,7 @@ class PyTorchBackend(LLMBackend):
             kv_cache_memory_fraction=p.kv_cache_free_mem_fraction,
             max_num_batched_tokens=p.max_num_batched_tokens,
             max_model_len=p.max_model_len,
+            attention_backend=p.attention_backend,
         )
         config = EngineConfig.from_runner(
             runner,

@@ -94,6 +94,28 @@ def test_bad_trace_config_is_a_config_error() -> None:
         create_telemetry(_config(trace_config=("rate=often",)), env={})
 
 
+def test_metrics_config_and_cpu_flags_reach_the_metrics_config() -> None:
+    default = create_telemetry(_config(), env={}).metrics_config
+    assert default.counter_latencies and default.histogram_latencies and default.cpu_metrics
+    items = ("counter_latencies=false", "histogram_latencies=false")
+    config = create_telemetry(_config(metrics_config=items, allow_cpu_metrics=False), env={}).metrics_config
+    assert not (config.counter_latencies or config.histogram_latencies or config.cpu_metrics)
+    with pytest.raises(ConfigError, match="summary_latencies"):
+        create_telemetry(_config(metrics_config=("summary_latencies=true",)), env={})
+
+
+def test_log_file_flag_sends_the_log_to_that_file(tmp_path: Path) -> None:
+    path = tmp_path / "hangar.log"
+    configure_logging(_config(log_file=str(path)))
+    settings = create_telemetry(_config(log_file=str(path)), env={}).settings
+    assert settings.log_settings({})["log_file"] == str(path)
+    logging.getLogger("server.test").warning("to the file")
+    owner = LogSettings.installed()
+    assert owner is not None
+    owner.close()  # flushes and closes the file handler
+    assert "to the file" in path.read_text()
+
+
 def test_observer_traces_a_finished_request() -> None:
     exporter = InMemorySpanExporter()
     tracer = RequestTracer(TraceConfig(level=TraceLevel.TIMESTAMPS, rate=1), SimpleSpanProcessor(exporter))

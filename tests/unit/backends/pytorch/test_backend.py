@@ -44,10 +44,19 @@ def test_parameters_defaults_and_values() -> None:
     assert PyTorchParameters(checkpoint_path="hf").checkpoint_dir(Path("/m/1")) == Path("/m/1/hf")
 
 
+@pytest.mark.parametrize("choice", ["auto", "native", "torch"])
+def test_attention_backend_parameter_takes_each_choice(choice: str) -> None:
+    assert PyTorchParameters().attention_backend == "auto"
+    assert PyTorchParameters.from_config(_config(attention_backend=choice)).attention_backend == choice
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"max_num_seq": "8"}, "unknown pytorch parameter(s) max_num_seq; valid parameters: block_size"),
+        (
+            {"max_num_seq": "8"},
+            "unknown pytorch parameter(s) max_num_seq; valid parameters: attention_backend, block_size",
+        ),
         ({"num_blocks": "many"}, "num_blocks: expected an integer, got 'many'"),
         ({"enable_prefix_caching": "maybe"}, "expected true or false"),
         ({"block_size": "0"}, "block_size must be >= 1, got 0"),
@@ -55,6 +64,7 @@ def test_parameters_defaults_and_values() -> None:
         ({"num_blocks": "8", "kv_cache_free_mem_fraction": "0.5"}, "not both"),
         ({"max_num_seqs": "128", "max_num_batched_tokens": "64"}, "must be >= max_num_seqs"),
         ({"dtype": "${dtype}"}, "template placeholders: dtype='${dtype}'"),
+        ({"attention_backend": "flash"}, "attention_backend must be one of auto, native, torch, got 'flash'"),
     ],
 )
 def test_bad_parameters_are_config_errors(params: dict[str, str], fragment: str) -> None:
@@ -154,6 +164,19 @@ def test_missing_checkpoint_is_a_load_error(tmp_path: Path) -> None:
     config = PyTorchBackend.auto_complete_config(_config(checkpoint_path="nope"), tmp_path)
     with pytest.raises(LoadError, match="nope"):
         PyTorchBackend(ModelVersionSpec("tiny", 1, config, tmp_path, tmp_path)).load()
+
+
+def test_attention_backend_parameter_reaches_the_runner(tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tiny_llm(tmp_path_factory, "llama")
+    config = PyTorchBackend.auto_complete_config(
+        _config(num_blocks="16", device="cpu", max_model_len="128", attention_backend="torch"), path
+    )
+    b = PyTorchBackend(ModelVersionSpec("tiny", 1, config, path.parent, path))
+    b.load()
+    try:
+        assert b._engine is not None and b._engine._runner.attention_backend == "torch"
+    finally:
+        b.unload()
 
 
 def test_engine_crash_fails_in_flight_requests_and_marks_not_ready(
