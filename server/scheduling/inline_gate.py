@@ -25,8 +25,9 @@ from server.repository.model_config import ModelConfig
 log = logging.getLogger(__name__)
 
 INLINE_PARAMETER = "inline_execution"
-"""config.pbtxt `parameters` key: "auto" (default) lets the gate decide, "false" keeps every execute on
-the model's worker thread."""
+"""config.pbtxt `parameters` key: "auto"/"true" let the gate decide, "false" keeps every execute on the
+model's worker thread. The default is per backend: "auto" for onnxruntime (pure compute), "false" for
+Python models, whose code may block or call asyncio.run and so must opt in."""
 _VALUES = {"auto": True, "true": True, "false": False}
 
 WARMUP_EXECUTES = 16
@@ -65,9 +66,9 @@ def _preemptions() -> int:
     return resource.getrusage(_RUSAGE_THREAD).ru_nivcsw if _RUSAGE_THREAD is not None else 0
 
 
-def inline_requested(parameters: Mapping[str, str], model: str) -> bool:
-    """The model's `inline_execution` parameter (absent: "auto"). Raises ConfigError for other values."""
-    text = parameters.get(INLINE_PARAMETER, "auto")
+def inline_requested(parameters: Mapping[str, str], model: str, default: str = "auto") -> bool:
+    """The model's `inline_execution` parameter (absent: `default`). Raises ConfigError for other values."""
+    text = parameters.get(INLINE_PARAMETER, default)
     allowed = _VALUES.get(text.strip().lower())
     if allowed is None:
         raise ConfigError(
@@ -76,13 +77,15 @@ def inline_requested(parameters: Mapping[str, str], model: str) -> bool:
     return allowed
 
 
-def inline_gate(config: ModelConfig, instances: int, can_inline: bool = True) -> InlineGate | None:
+def inline_gate(
+    config: ModelConfig, instances: int, can_inline: bool = True, default: str = "auto"
+) -> InlineGate | None:
     """A gate for a model that may run inline, else None.
 
     Only a single-instance model that the batcher would run at once anyway (no max_queue_delay) and
     whose backend allows it (`can_inline`: never a decoupled or coroutine Python model) qualifies.
     """
-    if not inline_requested(config.parameters, config.name) or not can_inline or instances != 1:
+    if not inline_requested(config.parameters, config.name, default) or not can_inline or instances != 1:
         return None
     db = config.dynamic_batching
     if db is not None and db.max_queue_delay_microseconds > 0 and config.max_batch_size > 0:

@@ -72,7 +72,7 @@ class PythonBackend(Backend):
             [f"{inst.name}-v{spec.version}" for inst in instances],
             self._execute,
             spec.stats,
-            inline_gate(spec.config, len(instances), can_inline=self._can_inline()),
+            inline_gate(spec.config, len(instances), can_inline=self._can_inline(), default="false"),
         )
         self._batcher.start()
 

@@ -40,8 +40,11 @@ def where_it_ran(tmp_path: Path, prefix: str = "", config: dict[str, object] | N
         backend.unload()
 
 
-def test_cheap_model_moves_to_the_loop_after_warmup(tmp_path: Path) -> None:
-    ran = where_it_ran(tmp_path)
+OPT_IN = {"parameters": {INLINE_PARAMETER: {"string_value": "true"}}}
+
+
+def test_cheap_model_that_opts_in_moves_to_the_loop_after_warmup(tmp_path: Path) -> None:
+    ran = where_it_ran(tmp_path, config=OPT_IN)
     assert ran[:WARMUP_EXECUTES] == [1.0] * WARMUP_EXECUTES
     # then on the loop (from the first one on, unless the whole process stalled meanwhile)
     assert 0.0 in ran[WARMUP_EXECUTES:]
@@ -52,5 +55,10 @@ def test_parameter_false_keeps_executes_on_the_worker(tmp_path: Path) -> None:
     assert set(ran) == {1.0}
 
 
+def test_python_models_stay_on_the_worker_unless_they_opt_in(tmp_path: Path) -> None:
+    # Model code may block or call asyncio.run, which would fail on the server's loop.
+    assert set(where_it_ran(tmp_path)) == {1.0}
+
+
 def test_async_execute_never_runs_on_the_loop(tmp_path: Path) -> None:
-    assert set(where_it_ran(tmp_path, prefix="async ")) == {1.0}
+    assert set(where_it_ran(tmp_path, prefix="async ", config=OPT_IN)) == {1.0}
