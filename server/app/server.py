@@ -54,9 +54,10 @@ class HangarServer:
     async def start(self) -> None:
         """Load the startup models, then listen. Raises (after cleaning up) if the port cannot be bound."""
         t0 = time.monotonic()
-        await self.manager.start()
+        # Set before awaiting: a signal or failure during startup loads must still unload what loaded.
         self._manager_started = True
         try:
+            await self.manager.start()
             if self.telemetry is not None:
                 await self.telemetry.start(self.manager)
                 self._telemetry_started = True
