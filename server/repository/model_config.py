@@ -206,7 +206,23 @@ _HANDLED = {
 }  # fmt: skip
 
 
+_UNSUPPORTED = {
+    "sequence_batching": "sequence batching",
+    "ensemble_scheduling": "ensemble scheduling",
+}
+"""Config sections that change what a model computes: refused rather than silently ignored."""
+
+
+def _refuse_unsupported(d: Mapping[str, Any], name: str) -> None:
+    for key, what in _UNSUPPORTED.items():
+        if key in d:
+            raise ConfigError(f"model '{name}': {key}: {what} is not supported by Hangar yet")
+    if d.get("response_cache", {}).get("enable"):
+        raise ConfigError(f"model '{name}': response_cache: the response cache is not supported yet")
+
+
 def _from_dict(d: Mapping[str, Any], default_name: str) -> ModelConfig:
+    _refuse_unsupported(d, d.get("name", "") or default_name)
     mbs = _int(d.get("max_batch_size", 0), "max_batch_size")
     if mbs < 0:
         raise ConfigError(f"max_batch_size must be >= 0, got {mbs}")
