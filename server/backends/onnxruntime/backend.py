@@ -8,19 +8,19 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from server.backends.base import Backend, ModelVersionSpec
+from server.backends.base import ModelVersionSpec
+from server.backends.batched import BatchedBackend
 from server.backends.onnxruntime.auto_complete import DEFAULT_MODEL_FILENAME, auto_complete
 from server.backends.onnxruntime.session import OrtParameters, create_session, datatype_of
-from server.errors import BackendError, InvalidInput, LoadError, ModelNotReady
+from server.errors import BackendError, InvalidInput, LoadError
 from server.repository.model_config import ModelConfig, TensorConfig
-from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.dynamic_batcher import Batch
 from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import expand_instances
-from server.scheduling.response_channel import ResponseChannel
 from server.types import DataType, InferRequest, InferResponse, Tensor
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(BatchedBackend):
     """`platform: "onnxruntime_onnx"` or `backend: "onnxruntime"`: `<version>/model.onnx` by default."""
 
     def __init__(self, spec: ModelVersionSpec) -> None:
@@ -31,7 +31,6 @@ class OnnxRuntimeBackend(Backend):
         self._outputs = {t.name: t for t in config.outputs}
         self._all_outputs = tuple(self._outputs)
         self._sessions: list[ort.InferenceSession] = []
-        self._batcher: DynamicBatcher | None = None
 
     @classmethod
     def auto_complete_config(cls, config: ModelConfig, model_dir: Path) -> ModelConfig:
@@ -44,30 +43,10 @@ class OnnxRuntimeBackend(Backend):
         instances = expand_instances(spec.config)
         self._sessions = [create_session(path, inst, params) for inst in instances]
         self._check_against_model(self._sessions[0], path)
-        self._batcher = DynamicBatcher(
-            spec.name,
-            BatchingPolicy.from_config(spec.config),
-            [f"{inst.name}-v{spec.version}" for inst in instances],
-            self._execute,
-            spec.stats,
-            inline_gate(spec.config, len(instances)),
-        )
-        self._batcher.start()
+        self._start_batcher(instances, self._execute, inline_gate(spec.config, len(instances)))
 
-    def infer(self, request: InferRequest) -> ResponseChannel:
-        if self._batcher is None:
-            raise ModelNotReady(f"model '{self.spec.name}' version {self.spec.version} is not loaded")
-        return self._batcher.submit(request)
-
-    def unload(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
-            self._batcher = None
+    def _release(self) -> None:
         self._sessions = []
-
-    @property
-    def ready(self) -> bool:
-        return self._batcher is not None and self._batcher.alive
 
     def _check_against_model(self, session: ort.InferenceSession, path: Path) -> None:
         """Every configured input and output must exist in the graph with the configured datatype."""

@@ -9,7 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.backends.base import Backend, ModelVersionSpec
+from server.backends.base import ModelVersionSpec
+from server.backends.batched import BatchedBackend
 from server.backends.python import pb_utils
 from server.backends.python.auto_complete import auto_complete
 from server.backends.python.config_json import config_json
@@ -18,12 +19,12 @@ from server.backends.python.model_module import add_search_path, import_model, r
 from server.backends.python.outputs import OutputAdapter
 from server.backends.python.pb_request import InferenceRequest
 from server.backends.python.pb_sender import BatchSenders
-from server.errors import BackendError, ModelNotReady
+from server.errors import BackendError
 from server.repository.model_config import InstanceKind, ModelConfig
-from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.dynamic_batcher import Batch
 from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import InstanceSpec, expand_instances
-from server.scheduling.response_channel import ResponseChannel, as_domain_error, error_response
+from server.scheduling.response_channel import as_domain_error, error_response
 from server.types import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ DEFAULT_MODEL_FILENAME = "model.py"
 _KIND_NAMES = {InstanceKind.KIND_GPU: "GPU", InstanceKind.KIND_MODEL: "MODEL"}  # AUTO and CPU run on CPU
 
 
-class PythonBackend(Backend):
+class PythonBackend(BatchedBackend):
     """`backend: "python"`: `<version>/model.py` (or default_model_filename) defining TritonPythonModel."""
 
     def __init__(self, spec: ModelVersionSpec) -> None:
@@ -43,7 +44,6 @@ class PythonBackend(Backend):
         self._adapter = OutputAdapter(config)
         self._send_lock = threading.Lock()
         self._instances: list[ModelInstance] = []
-        self._batcher: DynamicBatcher | None = None
         self._on_path = False
 
     @classmethod
@@ -66,34 +66,12 @@ class PythonBackend(Backend):
         except BaseException:
             self._release()
             raise
-        self._batcher = DynamicBatcher(
-            spec.name,
-            BatchingPolicy.from_config(spec.config),
-            [f"{inst.name}-v{spec.version}" for inst in instances],
-            self._execute,
-            spec.stats,
-            inline_gate(spec.config, len(instances), can_inline=self._can_inline(), default="false"),
-        )
-        self._batcher.start()
+        gate = inline_gate(spec.config, len(instances), can_inline=self._can_inline(), default="false")
+        self._start_batcher(instances, self._execute, gate)
 
     def _can_inline(self) -> bool:
         # decoupled models stream from execute; coroutine models need their own loop
         return not self._decoupled and not any(i.blocks_on_own_loop for i in self._instances)
-
-    def infer(self, request: InferRequest) -> ResponseChannel:
-        if self._batcher is None:
-            raise ModelNotReady(f"model '{self.spec.name}' version {self.spec.version} is not loaded")
-        return self._batcher.submit(request)
-
-    def unload(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
-            self._batcher = None
-        self._release()
-
-    @property
-    def ready(self) -> bool:
-        return self._batcher is not None and self._batcher.alive
 
     def _args(self, inst: InstanceSpec, config_text: str) -> dict[str, str]:
         return {
