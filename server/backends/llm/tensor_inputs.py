@@ -46,45 +46,47 @@ class RequestInputs:
             raise InvalidInput(f"input '{name}' must hold one value, got shape {shape}")
         return self._inputs[name], row.reshape(-1)[0]
 
+    def _first(self, names: tuple[str, ...]) -> tuple[str, Tensor, object] | None:
+        """The first of `names` the request carries (aliases such as min_tokens/min_length)."""
+        for name in names:
+            got = self._one(name)
+            if got is not None:
+                return name, got[0], got[1]
+        return None
+
     def int_value(self, *names: str) -> int | None:
         """The first present of `names` as an int (aliases such as min_tokens/min_length)."""
-        for name in names:
-            got = self._one(name)
-            if got is None:
-                continue
-            tensor, value = got
-            if isinstance(value, (bytes, str)) or tensor.data.dtype == np.bool_:
-                raise InvalidInput(f"input '{name}' must be an integer, got {tensor.datatype.value}")
-            number = float(value)  # type: ignore[arg-type]
-            if not np.isfinite(number) or number != int(number):
-                raise InvalidInput(f"input '{name}' must be an integer, got {value!r}")
-            return int(value)  # type: ignore[call-overload]
-        return None
+        got = self._first(names)
+        if got is None:
+            return None
+        name, tensor, value = got
+        if isinstance(value, (bytes, str)) or tensor.data.dtype == np.bool_:
+            raise InvalidInput(f"input '{name}' must be an integer, got {tensor.datatype.value}")
+        number = float(value)  # type: ignore[arg-type]
+        if not np.isfinite(number) or number != int(number):
+            raise InvalidInput(f"input '{name}' must be an integer, got {value!r}")
+        return int(value)  # type: ignore[call-overload]
 
     def float_value(self, *names: str) -> float | None:
-        for name in names:
-            got = self._one(name)
-            if got is None:
-                continue
-            tensor, value = got
-            if isinstance(value, (bytes, str)):
-                raise InvalidInput(f"input '{name}' must be a number, got {tensor.datatype.value}")
-            number = float(value)  # type: ignore[arg-type]
-            if not np.isfinite(number):
-                raise InvalidInput(f"input '{name}' must be a finite number, got {number}")
-            return number
-        return None
+        got = self._first(names)
+        if got is None:
+            return None
+        name, tensor, value = got
+        if isinstance(value, (bytes, str)):
+            raise InvalidInput(f"input '{name}' must be a number, got {tensor.datatype.value}")
+        number = float(value)  # type: ignore[arg-type]
+        if not np.isfinite(number):
+            raise InvalidInput(f"input '{name}' must be a finite number, got {number}")
+        return number
 
     def bool_value(self, *names: str) -> bool | None:
-        for name in names:
-            got = self._one(name)
-            if got is None:
-                continue
-            tensor, value = got
-            if isinstance(value, (bytes, str)):
-                raise InvalidInput(f"input '{name}' must be a BOOL, got {tensor.datatype.value}")
-            return bool(value)
-        return None
+        got = self._first(names)
+        if got is None:
+            return None
+        name, tensor, value = got
+        if isinstance(value, (bytes, str)):
+            raise InvalidInput(f"input '{name}' must be a BOOL, got {tensor.datatype.value}")
+        return bool(value)
 
     def string(self, name: str) -> str | None:
         """A single UTF-8 string input (text_input)."""
