@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -74,10 +73,10 @@ def _add_unavailable(subparsers: argparse._SubParsersAction, name: str, reason: 
 
 
 def _serve(ns: argparse.Namespace) -> int:
-    from server.app.lifecycle import run_server
+    from server.app.lifecycle import serve
 
     config = server_config.from_namespace(ns.command_parser, ns)
     try:
-        return asyncio.run(run_server(config))
-    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return serve(config)
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers are installed
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -20,6 +21,8 @@ from server.repository.manager import ModelManager
 log = logging.getLogger("hangar")
 MAX_MESSAGE_BYTES = 2**31 - 1
 """Triton's INT32_MAX send/receive limits; grpcio's 4 MiB default would refuse large tensors."""
+UNLOAD_FLOOR_S = 1.0
+"""Unloads get at least this long at shutdown, even when draining used the whole exit timeout."""
 
 
 def listen_address(host: str, port: int) -> str:
@@ -44,8 +47,14 @@ class HangarServer:
         self._manager_started = False
         self._telemetry_started = False
         self._stopped = False
+        self._clean = True  # False once an unload was abandoned at the exit timeout
         self.port = 0
         """The bound gRPC port once started (useful with `grpc_port=0`)."""
+
+    @property
+    def unloads_finished(self) -> bool:
+        """False once a shutdown left a model unload running past the exit timeout."""
+        return self._clean
 
     @property
     def address(self) -> str:
@@ -69,7 +78,7 @@ class HangarServer:
                 raise OSError(f"cannot listen on {target} (--grpc-address/--grpc-port): {e}") from e
             await self._grpc.start()
         except BaseException:
-            await self._release(timeout_s=self.config.exit_timeout_secs)
+            await self._release(timeout_s=max(UNLOAD_FLOOR_S, self.config.exit_timeout_secs))
             raise
         ready = [f"{v.name}:{v.version}" for v in self.manager.loaded_versions()]
         log.info("models ready: %s", ", ".join(sorted(ready)) or "(none)")
@@ -104,11 +113,13 @@ class HangarServer:
         reflection.enable_server_reflection(names, server, pool=POOL)
         return server
 
-    async def stop(self) -> None:
-        """Refuse new RPCs, let in-flight requests (open streams' too) finish within --exit-timeout-secs,
-        then cancel what is left, unload the models and stop telemetry. Idempotent."""
+    async def stop(self) -> bool:
+        """Refuse new RPCs, let in-flight requests (open streams' too) finish, cancel what is left, unload
+        the models and stop telemetry, all within --exit-timeout-secs (unloads get at least
+        UNLOAD_FLOOR_S). True when every model unloaded in time; the rest is logged and left running.
+        Idempotent."""
         if self._stopped:
-            return
+            return self._clean
         self._stopped = True
         self.state.shutting_down = True
         deadline = time.monotonic() + self.config.exit_timeout_secs
@@ -120,13 +131,39 @@ class HangarServer:
             if self._servicer is not None:
                 self._servicer.begin_drain()
             await self._grpc.stop(grace=self.config.exit_timeout_secs)
-        await self._release(timeout_s=max(1.0, deadline - time.monotonic()))
+        await self._release(timeout_s=max(UNLOAD_FLOOR_S, deadline - time.monotonic()))
+        return self._clean
+
+    async def abort(self, timeout_s: float) -> None:
+        """A forced exit: cancel every RPC still in flight now (their clients get UNAVAILABLE), waiting at
+        most `timeout_s` for that; models are not unloaded."""
+        self.state.shutting_down = True
+        if self._grpc is None:
+            return
+        if self._servicer is not None:
+            self._servicer.begin_drain()
+        stopping = asyncio.ensure_future(self._grpc.stop(grace=None))
+        done, _ = await asyncio.wait({stopping}, timeout=timeout_s)
+        if not done:
+            log.warning("RPC handlers still running %.0fs after cancelling them; exiting anyway", timeout_s)
 
     async def _release(self, timeout_s: float) -> None:
         if self._manager_started:
             self._manager_started = False
             log.info("unloading models")
-            await self.manager.shutdown(timeout_s)
+            shutdown = asyncio.ensure_future(self.manager.shutdown(timeout_s))
+            done, _ = await asyncio.wait({shutdown}, timeout=timeout_s)
+            if done:
+                shutdown.result()
+            else:
+                self._clean = False
+                left = ", ".join(self.manager.unloading()) or "some models"
+                log.error(
+                    "%s still unloading after %.1fs (--exit-timeout-secs): exiting without waiting for them",
+                    left,
+                    timeout_s,
+                )
+                shutdown.cancel()
         if self.telemetry is not None and self._telemetry_started:
             self._telemetry_started = False
             await self.telemetry.stop()

@@ -118,6 +118,10 @@ class ModelManager:
                     await self._poll_task
         await self._lifecycle.close(list(self._records.values()), timeout_s)
 
+    def unloading(self) -> list[str]:
+        """The versions whose drain or unload is still running, as "'name' version N"."""
+        return sorted(f"'{s.name}' version {s.version}" for s in self._lifecycle.retiring)
+
     async def _poll_loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
