@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 QUEUE_FULL = "Exceeds maximum queue size"  # Triton's wording (core scheduler_utils.cc)
 QUEUE_TIMEOUT = "Request timeout expired"
 CANCELLED_IN_QUEUE = "Request was cancelled"
+INLINE_BUDGET_NS = 2_000_000
+"""Inline executes stop after this much of one loop turn; the rest waits for the next turn, so other
+callbacks (other models' responses, new RPCs) are not starved by a burst."""
+budget_clock = time.monotonic_ns
+"""The clock INLINE_BUDGET_NS is measured on (tests replace it)."""
 
 
 @dataclass(eq=False)
@@ -59,7 +64,8 @@ class DynamicBatcher:
     `submit` must be called from one event loop at a time.
 
     With an `inline` gate (single instance only), requests handed over at the end of a loop turn execute
-    right there, on the event loop, if the instance is idle and the gate says the model is cheap.
+    right there, on the event loop, if the instance is idle and the gate says the model is cheap; a burst
+    runs for about INLINE_BUDGET_NS per loop turn and continues on the next turns.
     """
 
     def __init__(
@@ -76,6 +82,9 @@ class DynamicBatcher:
         if inline is not None and len(instances) != 1:
             raise ValueError("only a single-instance batcher can execute inline")
         self._inline = inline
+        # Inline requests left for the next loop turn when a burst used up INLINE_BUDGET_NS; while set,
+        # the instance counts as executing and new requests queue behind them.
+        self._backlog: deque[QueuedRequest] | None = None
         self._executing = 0  # batches running now (worker threads, or inline on the loop)
         self._resume_flush = False  # requests wait in _incoming for the busy instance to finish
         self._model = model
@@ -140,9 +149,10 @@ class DynamicBatcher:
         False when the worker thread should take them (closed, or it has a queue to work through).
         """
         with self._cond:
-            if self._closed or self._queued:
+            backlog = self._backlog
+            if self._closed or (backlog is None and self._queued):
                 return False
-            if self._executing:  # the worker is finishing a batch: it calls _flush again when done
+            if backlog is None and self._executing:  # the worker is finishing a batch: it flushes again
                 self._incoming[:0] = items
                 self._resume_flush = True
                 return True
@@ -151,21 +161,53 @@ class DynamicBatcher:
                 it.state = ItemState.QUEUED
             self._queued += len(live)
             self._stats.queued(len(live))
+            if backlog is not None:  # an inline burst continues next loop turn: these run after it
+                backlog.extend(live)
+                return True
             self._executing = 1
+        self._run_inline(deque(live))
+        return True
+
+    def _run_inline(self, pending: deque[QueuedRequest]) -> None:
+        """Execute `pending` on the loop for about INLINE_BUDGET_NS, then yield the loop: the rest
+        continues on the next loop turn (the instance stays taken), so a burst cannot stall the loop."""
         try:
-            left = self._drain_inline(deque(live))
-        finally:
+            left = self._drain_inline(pending)
+        except BaseException:
             self._release_instance()
-        if left:  # the gate closed midway: the worker thread takes the rest
-            with self._cond:
+            raise
+        dropped: list[QueuedRequest] = []
+        with self._cond:
+            gate_open = self._inline is not None and self._inline.open
+            if left and gate_open and not self._closed and self._flush_loop is not None:
+                self._backlog = left
+                self._flush_loop.call_soon(self._continue_inline)
+                return
+            if left and not self._closed:  # the gate closed midway: the worker thread takes the rest
                 self._queue.extend(left)
                 if self._waiting:
                     self._cond.notify()
-        return True
+            elif left:
+                dropped = list(left)
+                for it in dropped:
+                    it.state = ItemState.DROPPED
+                self._queued -= len(dropped)
+        self._release_instance()
+        if dropped:
+            self._stats.queued(-len(dropped))
+            self._answer(dropped, Unavailable(f"model '{self._model}' is unloading"))
 
-    def _drain_inline(self, pending: deque[QueuedRequest]) -> list[QueuedRequest]:
-        """Runs the QUEUED items of `pending` as batches on the loop; returns those left for the worker."""
+    def _continue_inline(self) -> None:
+        with self._cond:
+            pending, self._backlog = self._backlog, None
+        if pending is not None:  # None: close() dropped the backlog meanwhile
+            self._run_inline(pending)
+
+    def _drain_inline(self, pending: deque[QueuedRequest]) -> deque[QueuedRequest]:
+        """Runs the QUEUED items of `pending` as batches on the loop until they are done, the gate closes
+        or this loop turn's budget is spent; returns those still QUEUED."""
         assert self._inline is not None
+        started = budget_clock()
         while pending and self._inline.open:
             plan = plan_batch(pending, self._policy, time.monotonic_ns())
             if plan.expired:
@@ -186,7 +228,9 @@ class DynamicBatcher:
             self._stats.queued(-len(taken))
             for channel, response in self._run(0, taken, inline=True):
                 channel.put_nowait(response)
-        return [it for it in pending if it.state is ItemState.QUEUED]
+            if budget_clock() - started >= INLINE_BUDGET_NS:
+                break  # at least one batch per turn, whatever the budget
+        return deque(it for it in pending if it.state is ItemState.QUEUED)
 
     def _release_instance(self) -> None:
         """A batch finished (worker or loop); reschedule a flush that waited for the instance."""
@@ -220,7 +264,8 @@ class DynamicBatcher:
         items, self._incoming = self._incoming, []
         if not items:
             return
-        if self._inline is not None and self._inline.open and self._flush_inline(items):
+        inline = self._inline
+        if inline is not None and (inline.open or self._backlog is not None) and self._flush_inline(items):
             return
         with self._cond:
             live = [it for it in items if it.state is ItemState.PENDING]
@@ -241,6 +286,10 @@ class DynamicBatcher:
         with self._cond:
             self._closed = True
             left = [it for it in self._queue if it.state is ItemState.QUEUED]
+            if self._backlog is not None:  # between two inline loop turns: nothing executes right now
+                left += [it for it in self._backlog if it.state is ItemState.QUEUED]
+                self._backlog = None
+                self._executing -= 1
             for it in left:
                 it.state = ItemState.DROPPED
             self._queue.clear()

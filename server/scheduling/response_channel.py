@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Iterable
 
 from server.errors import BackendError, HangarError
 from server.types import CancelToken, InferRequest, InferResponse
+
+log = logging.getLogger(__name__)
 
 
 class ResponseChannel:
@@ -18,7 +21,7 @@ class ResponseChannel:
     If the consumer is cancelled while waiting, the request's cancel token is set so the model can stop.
     """
 
-    __slots__ = ("_cancel", "_finished", "_items", "_waiter", "loop")
+    __slots__ = ("_answered", "_cancel", "_finished", "_items", "_waiter", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, cancel: CancelToken | None = None) -> None:
         self.loop = loop
@@ -26,11 +29,16 @@ class ResponseChannel:
         self._items: deque[InferResponse] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._finished = False
+        self._answered = False  # the final response came: anything later is dropped
 
     def put_nowait(self, response: InferResponse) -> None:
-        """Add a response; event-loop thread only. Responses after the consumer finished are dropped."""
-        if self._finished:
+        """Add a response; event-loop thread only. Responses after the final one, or after the consumer
+        stopped listening, are dropped; a late error is logged, since no client will ever see it."""
+        if self._answered or self._finished:
+            if self._answered and response.error is not None:
+                log_late_error(response.model_name, response.model_version, response.id, response.error)
             return
+        self._answered = response.final
         self._items.append(response)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -69,6 +77,17 @@ class ResponseChannel:
         if response.final:
             self._finished = True
         return response
+
+
+def log_late_error(model: str, version: str, request_id: str, error: BaseException) -> None:
+    """An error for a request that already has its final response: no client will see it, so log it."""
+    log.warning(
+        "model '%s' version %s: request '%s' was already answered; dropping its late error: %s",
+        model,
+        version,
+        request_id,
+        error,
+    )
 
 
 def _put_all(pairs: list[tuple[ResponseChannel, InferResponse]]) -> None:

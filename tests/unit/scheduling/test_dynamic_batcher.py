@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -379,3 +380,33 @@ def test_oversized_request_and_submit_after_close_are_rejected() -> None:
     big, late = run(main())
     assert big.error is not None and big.error.kind is StatusKind.INVALID_ARG and "3" in str(big.error)
     assert isinstance(late.error, Unavailable)
+
+
+def test_execute_failing_after_it_answered_logs_the_late_error(caplog: pytest.LogCaptureFixture) -> None:
+    """A model that sent its (final) response through the channel and then raised: the client keeps the
+    answer, and the error that can no longer reach it is logged with model, version and request id."""
+
+    def answer_then_fail(batch: Batch) -> None:
+        for r, channel in zip(batch.requests, batch.channels, strict=True):
+            channel.push(echo(r))
+        raise RuntimeError("failed after answering")
+
+    async def main() -> InferResponse:
+        b = make(answer_then_fail, BatchingPolicy())
+        resp = await one(b.submit(request(7)))
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while not late_errors() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)  # the error follows on a later loop wake-up
+        b.close()
+        return resp
+
+    def late_errors() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    with caplog.at_level(logging.WARNING, logger="server.scheduling.response_channel"):
+        resp = run(main())
+    assert resp.error is None
+    messages = late_errors()
+    assert len(messages) == 1, messages
+    assert "model 'm' version 1: request '7' was already answered" in messages[0]
+    assert "failed after answering" in messages[0]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+
+import pytest
 
 from server.errors import BackendError, Cancelled
 from server.scheduling.response_channel import ResponseChannel, as_domain_error, deliver_all, error_response
@@ -71,3 +74,34 @@ def test_closing_an_unfinished_channel_cancels_the_request() -> None:
 
     open_token, done_token = asyncio.run(main())
     assert open_token.is_cancelled() and not done_token.is_cancelled()
+
+
+def test_a_late_error_after_the_final_response_is_logged_not_dropped_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        channel = ResponseChannel(loop)
+        channel.put_nowait(InferResponse("m", "3", "r1", final=True))
+        channel.put_nowait(InferResponse("m", "3", "r1", final=True, error=BackendError("boom")))
+        answered = [r.id async for r in channel]
+        channel.put_nowait(InferResponse("m", "3", "r1", final=True, error=BackendError("again")))
+        return answered
+
+    with caplog.at_level(logging.WARNING, logger="server.scheduling.response_channel"):
+        assert asyncio.run(main()) == ["r1"]
+    late = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(late) == 2
+    assert "model 'm' version 3: request 'r1' was already answered" in late[0].getMessage()
+    assert "boom" in late[0].getMessage() and "again" in late[1].getMessage()
+
+
+def test_errors_after_the_client_left_are_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        channel = ResponseChannel(asyncio.get_running_loop(), CancelToken())
+        await channel.aclose()
+        channel.put_nowait(InferResponse("m", "1", "r2", final=True, error=Cancelled("gone")))
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
