@@ -24,6 +24,16 @@ class FailureReason(enum.Enum):
     OTHER = "OTHER"
 
 
+class ResponseOutcome(enum.Enum):
+    """How one response of a decoupled request ended (Triton's InferResponseStatistics fields)."""
+
+    SUCCESS = "success"
+    FAIL = "fail"
+    EMPTY = "empty_response"
+    """The final flag alone, without outputs."""
+    CANCEL = "cancel"
+
+
 class HistogramKind(enum.Enum):
     """The per-request distributions a model version keeps (the name ends in the unit observed)."""
 
@@ -70,6 +80,39 @@ class BatchStats:
     compute_input: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     compute_output: Duration = field(default_factory=Duration)
+
+
+@dataclass
+class ResponseStats:
+    """InferResponseStatistics: the responses at one index ("0", "1", ...) of decoupled requests."""
+
+    compute_infer: Duration = field(default_factory=Duration)
+    compute_output: Duration = field(default_factory=Duration)
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    empty_response: Duration = field(default_factory=Duration)
+    cancel: Duration = field(default_factory=Duration)
+
+    def add(self, outcome: ResponseOutcome, start_ns: int, output_start_ns: int, end_ns: int) -> None:
+        """One response from `start_ns` (the previous response, or compute start) to `end_ns` (sent).
+
+        Up to `output_start_ns` (0: unknown) the model computed it, after it Hangar prepared its outputs.
+        """
+        total = end_ns - start_ns
+        if outcome is ResponseOutcome.CANCEL:
+            self.cancel.add(total)
+            return
+        if output_start_ns and outcome is not ResponseOutcome.EMPTY:
+            self.compute_infer.add(output_start_ns - start_ns)
+            self.compute_output.add(end_ns - output_start_ns)
+        else:
+            self.compute_infer.add(total)
+        getattr(self, outcome.value).add(total)
+
+    def copy(self) -> ResponseStats:
+        return ResponseStats(*(Duration(d.count, d.ns) for d in (
+            self.compute_infer, self.compute_output, self.success, self.fail, self.empty_response, self.cancel
+        )))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -155,6 +198,8 @@ class StatsSnapshot:
     batches: dict[int, BatchStats]
     histograms: dict[HistogramKind, HistogramSnapshot]
     """Cumulative per-request distributions; the LLM ones stay empty for tensor models."""
+    responses: dict[int, ResponseStats] = field(default_factory=dict)
+    """Per response index; decoupled models only (ModelStatistics `response_stats`)."""
 
 
 class ModelStats:
@@ -174,6 +219,7 @@ class ModelStats:
         self._last_ms = 0
         self._pending = 0
         self._batches: dict[int, BatchStats] = {}
+        self._responses: dict[int, ResponseStats] = {}
         bounds = dict(DEFAULT_BUCKETS)
         if first_response_buckets_ms is not None:
             bounds[HistogramKind.FIRST_RESPONSE_MS] = tuple(first_response_buckets_ms)
@@ -218,6 +264,16 @@ class ModelStats:
             b.compute_input.add(input_ns)
             b.compute_infer.add(infer_ns)
             b.compute_output.add(output_ns)
+
+    def response_done(
+        self, index: int, outcome: ResponseOutcome, start_ns: int, output_start_ns: int, end_ns: int
+    ) -> None:
+        """Response number `index` (from 0) of a decoupled request; see ResponseStats.add."""
+        with self._lock:
+            stats = self._responses.get(index)
+            if stats is None:
+                stats = self._responses[index] = ResponseStats()
+            stats.add(outcome, start_ns, output_start_ns, end_ns)
 
     def first_response(self, ms: float) -> None:
         """Time from receipt to the first response of a request (any model); once per request."""
@@ -264,4 +320,5 @@ class ModelStats:
                     for k, v in self._batches.items()
                 },
                 histograms={kind: h.snapshot() for kind, h in self._hist.items()},
+                responses={i: r.copy() for i, r in self._responses.items()},
             )

@@ -8,12 +8,34 @@ import time
 from server.app.telemetry_port import RequestObserver
 from server.errors import Cancelled, Unavailable
 from server.repository.handle import ModelHandle
-from server.stats import FailureReason
+from server.stats import FailureReason, ResponseOutcome
 from server.types import InferRequest
 
 
 def _span(start_ns: int, end_ns: int) -> int:
     return end_ns - start_ns if start_ns and end_ns > start_ns else 0
+
+
+class ResponseTimer:
+    """Triton's per-response statistics (`response_stats`) of one decoupled request: each response is
+    timed from the previous one (the first from compute start) to when it was handed to gRPC."""
+
+    __slots__ = ("_handle", "_index", "_last_end_ns", "_request")
+
+    def __init__(self, handle: ModelHandle, request: InferRequest) -> None:
+        self._handle = handle
+        self._request = request
+        self._index = 0
+        self._last_end_ns = 0
+
+    def record(self, outcome: ResponseOutcome, output_start_ns: int = 0) -> None:
+        """The current response ended now with `outcome`; `output_start_ns`: when the model produced it."""
+        end = time.monotonic_ns()
+        times = self._request.times
+        start = self._last_end_ns or times.compute_start_ns or times.received_ns
+        self._handle.stats.response_done(self._index, outcome, start, output_start_ns, end)
+        self._index += 1
+        self._last_end_ns = end
 
 
 def failure_reason(error: BaseException, reached_backend: bool) -> FailureReason:

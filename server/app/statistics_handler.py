@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.errors import InvalidInput
 from server.protocol.gen import grpc_service_pb2 as pb
 from server.repository.manager import ModelManager
-from server.stats import Duration, StatsSnapshot
+from server.stats import Duration, ResponseStats, StatsSnapshot
 
 
 class StatisticsHandler:
@@ -66,4 +66,16 @@ def model_statistics(name: str, version: int, s: StatsSnapshot) -> pb.ModelStati
             )
             for size, b in sorted(s.batches.items())
         ],
+        response_stats={str(i): _response_statistics(r) for i, r in s.responses.items()},
+    )
+
+
+def _response_statistics(r: ResponseStats) -> pb.InferResponseStatistics:
+    return pb.InferResponseStatistics(
+        compute_infer=_duration(r.compute_infer),
+        compute_output=_duration(r.compute_output),
+        success=_duration(r.success),
+        fail=_duration(r.fail),
+        empty_response=_duration(r.empty_response),
+        cancel=_duration(r.cancel),
     )

@@ -8,6 +8,7 @@ metadata `triton_grpc_error: true`, which closes the stream with the error's sta
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,12 +18,13 @@ import grpc
 from server.app import request_accounting
 from server.app.infer_handler import prepare, stamp
 from server.app.telemetry_port import RequestObserver
-from server.errors import BackendError, HangarError, Unavailable
+from server.errors import BackendError, Cancelled, HangarError, Unavailable
 from server.protocol.convert import stream_error_to_pb, stream_response_to_pb
 from server.protocol.gen import grpc_service_pb2 as pb
 from server.protocol.parameters import ENABLE_EMPTY_FINAL
 from server.repository.handle import ModelHandle
 from server.repository.manager import ModelManager
+from server.stats import ResponseOutcome
 from server.types import InferRequest, InferResponse
 
 GRPC_ERROR_HEADER = "triton_grpc_error"
@@ -150,13 +152,17 @@ class StreamSession:
     async def _serve(self, handle: ModelHandle, request: InferRequest, slot: _Slot | None) -> None:
         error: BaseException | None = None
         sent = 0
+        # Per-response statistics are for decoupled models only: nothing extra on the unary path.
+        timer = request_accounting.ResponseTimer(handle, request) if slot is None else None
         try:
             with handle:
                 try:
-                    sent = await self._respond(handle, request, slot)
+                    sent = await self._respond(handle, request, slot, timer)
                 except asyncio.CancelledError as e:
                     request.cancel.cancel()
                     error = e
+                    if timer is not None:
+                        timer.record(ResponseOutcome.CANCEL)
                     raise
                 except Exception as e:
                     error = e
@@ -166,22 +172,37 @@ class StreamSession:
         finally:
             self._close_one()
 
-    async def _respond(self, handle: ModelHandle, request: InferRequest, slot: _Slot | None) -> int:
+    async def _respond(
+        self,
+        handle: ModelHandle,
+        request: InferRequest,
+        slot: _Slot | None,
+        timer: request_accounting.ResponseTimer | None,
+    ) -> int:
         """Sends the request's responses; returns how many. A response with `error` raises it."""
         empty_final = request.parameters.get(ENABLE_EMPTY_FINAL) is True
         sent = 0
         final_seen = False
         async for response in handle.backend.infer(request):
+            produced = time.monotonic_ns() if timer is not None else 0
             if response.error is not None:
+                if timer is not None:
+                    cancelled = isinstance(response.error, Cancelled)
+                    timer.record(ResponseOutcome.CANCEL if cancelled else ResponseOutcome.FAIL)
                 raise response.error
             final_seen = final_seen or response.final
             if slot is not None and sent:
                 continue  # a non-decoupled model answers once; later responses are a backend bug
             if response.is_empty_final and not empty_final and slot is None:
+                if timer is not None:
+                    timer.record(ResponseOutcome.EMPTY)
                 continue
             request_accounting.first_response(handle, request)
             self._emit(stream_response_to_pb(stamp(response, handle, request)), slot)
             sent += 1
+            if timer is not None:
+                empty = response.is_empty_final
+                timer.record(ResponseOutcome.EMPTY if empty else ResponseOutcome.SUCCESS, produced)
         if slot is not None and not sent:
             raise BackendError(f"model '{handle.name}' version {handle.version} produced no response")
         if slot is None and not final_seen and empty_final:
