@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from server.backends.base import Backend, BackendRegistry
 from server.errors import HangarError, LoadError
 from server.protocol.config_text import parse_config_json, parse_config_text
 from server.repository.layout import CONFIG_FILENAME
-from server.repository.model_config import ModelConfig
+from server.repository.model_config import ModelConfig, unenforced_fields
+
+log = logging.getLogger(__name__)
 
 # With no backend named anywhere, the model file decides (as Triton's auto-complete does).
 _BACKEND_BY_FILE = {"model.onnx": "onnxruntime", "model.py": "python"}
@@ -80,4 +83,7 @@ def resolve_config(
         raise LoadError(f"invalid config for model '{name}': {e.message}") from e
     if completed.name != name:
         raise LoadError(f"backend '{config.backend_name}' renamed model '{name}' to '{completed.name}'")
+    ignored = unenforced_fields(data)
+    if ignored:
+        log.warning("model '%s': config %s accepted but not enforced by Hangar", name, ", ".join(ignored))
     return completed, backend_cls

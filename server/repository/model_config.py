@@ -213,6 +213,21 @@ _UNSUPPORTED = {
 """Config sections that change what a model computes: refused rather than silently ignored."""
 
 
+def unenforced_fields(d: Mapping[str, Any]) -> list[str]:
+    """Fields set in a config's JSON form that Hangar accepts (Triton configs carry them) but does not
+    act on: scheduling and optimization hints, never what a model computes."""
+    found = []
+    if d.get("optimization"):
+        found.append("optimization")
+    groups = d.get("instance_group") or ()
+    if any(isinstance(g, Mapping) and g.get("rate_limiter") for g in groups):
+        found.append("instance_group.rate_limiter")
+    batching = d.get("dynamic_batching")
+    if isinstance(batching, Mapping) and batching.get("preserve_ordering"):
+        found.append("dynamic_batching.preserve_ordering")
+    return found
+
+
 def _refuse_unsupported(d: Mapping[str, Any], name: str) -> None:
     for key, what in _UNSUPPORTED.items():
         if key in d:
