@@ -8,6 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+DENSE_PREFILL_MIN = 64
+"""On the native-kernel path, a prompt this long with no cached context attends through torch SDPA over
+its own K/V instead: SDPA's blocked flash attention is about twice the paged kernel's speed from a few
+hundred tokens on, and a fresh prompt needs nothing from the pool."""
+
 
 @dataclass(frozen=True)
 class AttentionGroup:
@@ -53,10 +58,13 @@ class AttentionMetadata:
     """[tokens] flat KV slot (block * block_size + offset) each step token's K and V are written to."""
     positions: torch.Tensor
     """[tokens] each step token's position in its sequence (rotary embeddings use it)."""
-    sequences: SequenceLayout
+    sequences: SequenceLayout | None
+    """The native kernel's sequences: all of them, less `dense_spans`; None when nothing is left."""
     groups: tuple[AttentionGroup, ...]
     """Padded groups for the torch path; empty when only the native kernel reads the metadata."""
     num_tokens: int
+    dense_spans: tuple[tuple[int, int], ...] = ()
+    """(first step-token row, length) of fresh prompts the kernel path attends with dense causal SDPA."""
 
 
 def build_attention_metadata(
@@ -81,19 +89,32 @@ def build_attention_metadata(
     slots = block_tables[item_of_token, positions // block_size] * block_size + positions % block_size
     step = _Step(lengths, starts, offsets, block_tables, block_size, null_block, tuple(set(windows)), device)
     members = (np.flatnonzero(lengths == 1), np.flatnonzero(lengths > 1)) if padded_groups else ()
-    sequences = SequenceLayout(
-        q_starts=_to(offsets, device),
-        q_lens=_to(lengths, device),
-        ctx_lens=_to(starts + lengths, device),
-        tables=_to(block_tables, device),
-    )
+    dense = np.zeros(len(lengths), dtype=bool) if padded_groups else _dense(lengths, starts, step.windows)
+    paged = np.flatnonzero(~dense)
+    sequences = None
+    if len(paged):
+        sequences = SequenceLayout(
+            q_starts=_to(offsets[paged], device),
+            q_lens=_to(lengths[paged], device),
+            ctx_lens=_to(starts[paged] + lengths[paged], device),
+            tables=_to(block_tables[paged], device),
+        )
     return AttentionMetadata(
         slot_mapping=_to(slots, device),
         positions=_to(positions, device),
         sequences=sequences,
         groups=tuple(_group(step, m) for m in members if len(m)),
         num_tokens=num_tokens,
+        dense_spans=tuple((int(offsets[i]), int(lengths[i])) for i in np.flatnonzero(dense)),
     )
+
+
+def _dense(lengths: np.ndarray, starts: np.ndarray, windows: tuple[int | None, ...]) -> np.ndarray:
+    """Items that are whole fresh prompts of at least DENSE_PREFILL_MIN tokens and, under a sliding
+    window, no longer than it (plain causal attention is then exact)."""
+    longest = min((w for w in windows if w is not None), default=None)
+    dense = (starts == 0) & (lengths >= DENSE_PREFILL_MIN)
+    return dense if longest is None else dense & (lengths <= longest)
 
 
 @dataclass(frozen=True)

@@ -66,12 +66,7 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         cache.write(self.layer, meta.slot_mapping, k, v.view(tokens, self.num_kv_heads, self.head_dim))
         if self.kernel is not None:
-            seqs = meta.sequences
-            out = self.kernel(
-                q.contiguous(), cache.keys(self.layer), cache.values(self.layer), tables=seqs.tables,
-                q_starts=seqs.q_starts, q_lens=seqs.q_lens, ctx_lens=seqs.ctx_lens, window=self.window,
-                scale=self.scale,
-            )  # fmt: skip
+            out = self._attend_native(q, k, v, meta, cache)
         elif len(meta.groups) == 1 and meta.groups[0].token_rows is None:
             out = self._attend(q, meta.groups[0], cache)
         else:
@@ -80,6 +75,35 @@ class Attention(nn.Module):
                 assert group.token_rows is not None
                 out.index_copy_(0, group.token_rows, self._attend(q, group, cache))
         return self.o(out.view(tokens, self.q_size))
+
+    def _attend_native(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, meta: AttentionMetadata, cache: KVCache
+    ) -> torch.Tensor:
+        """The paged kernel for sequences with cached context or short chunks; dense causal SDPA over the
+        step's own K/V for the fresh prompts in `meta.dense_spans`."""
+        assert self.kernel is not None
+        seqs = meta.sequences
+        if seqs is None:
+            out = q.new_empty(q.shape)
+        else:
+            out = self.kernel(
+                q.contiguous(), cache.keys(self.layer), cache.values(self.layer), tables=seqs.tables,
+                q_starts=seqs.q_starts, q_lens=seqs.q_lens, ctx_lens=seqs.ctx_lens, window=self.window,
+                scale=self.scale,
+            )  # fmt: skip
+        tokens = q.shape[0]
+        v = v.view(tokens, self.num_kv_heads, self.head_dim)
+        for start, length in meta.dense_spans:
+            rows = slice(start, start + length)
+            out[rows] = F.scaled_dot_product_attention(
+                q[rows].transpose(0, 1)[None],
+                k[rows].transpose(0, 1)[None],
+                v[rows].transpose(0, 1)[None],
+                is_causal=True,
+                scale=self.scale,
+                enable_gqa=self.num_heads != self.num_kv_heads,
+            )[0].transpose(0, 1)
+        return out
 
     def _attend(self, q: torch.Tensor, group: AttentionGroup, cache: KVCache) -> torch.Tensor:
         """Attention outputs [real queries of the group, heads, head_dim], in step-token order: the

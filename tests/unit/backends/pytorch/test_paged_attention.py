@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.backends.pytorch.attention_metadata import build_attention_metadata
+from server.backends.pytorch.attention_metadata import DENSE_PREFILL_MIN, build_attention_metadata
 from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.kv_cache import KVCache
 
@@ -127,3 +127,27 @@ def test_torch_path_writes_slots_and_attends_through_tables() -> None:
     )[0].transpose(0, 1)  # fmt: skip
     torch.testing.assert_close(out, full)
     assert cache.values(0)[BLOCKS].abs().sum() == 0  # the null block stays zero
+
+
+def test_kernel_metadata_sends_long_fresh_prompts_to_dense_attention() -> None:
+    """Fresh prompts of DENSE_PREFILL_MIN+ tokens become dense spans (unless a sliding window is shorter);
+    the kernel keeps decodes, short prompts and chunks after cached context."""
+    n = DENSE_PREFILL_MIN
+    lengths, starts = np.array([1, n, n - 1, n + 3]), np.array([7, 0, 0, 4])
+    width = (max(lengths + starts) + BS - 1) // BS
+    tables = np.arange(4 * width).reshape(4, width)
+    meta = build_attention_metadata(
+        lengths=lengths, starts=starts, block_tables=tables, block_size=BS, null_block=4 * width,
+        windows=[None], device=torch.device("cpu"), padded_groups=False,
+    )  # fmt: skip
+    assert meta.dense_spans == ((1, n),)
+    assert meta.sequences is not None
+    assert meta.sequences.q_starts.tolist() == [0, 1 + n, 2 * n]
+    assert meta.sequences.ctx_lens.tolist() == [8, n - 1, n + 7]
+    assert meta.sequences.tables.tolist() == tables[[0, 2, 3]].tolist()
+    windowed = build_attention_metadata(
+        lengths=lengths, starts=starts, block_tables=tables, block_size=BS, null_block=4 * width,
+        windows=[None, n - 1], device=torch.device("cpu"), padded_groups=False,
+    )  # fmt: skip
+    assert windowed.dense_spans == ()
+    assert windowed.sequences is not None and windowed.sequences.q_lens.tolist() == lengths.tolist()

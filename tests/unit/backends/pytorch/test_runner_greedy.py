@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from server.backends.pytorch.attention_metadata import DENSE_PREFILL_MIN
 from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.runner import PyTorchModelRunner
 from server.engine.runner import BatchItem
@@ -59,6 +60,19 @@ def test_mixed_batch_with_chunked_prefill_matches_transformers(model_dir: Path, 
     assert [s.outputs for s in got] == hf_greedy(model_dir, batch, 10)
     mixed = [step for step in driver.steps if {len(i.token_ids) == 1 for i in step} == {True, False}]
     assert mixed, "no step mixed decodes with prompt chunks"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_long_fresh_prompts_next_to_decodes_match_transformers(model_dir: Path, backend: str) -> None:
+    """Whole prompts of DENSE_PREFILL_MIN tokens or more (dense SDPA on the native path, unless a sliding
+    window is shorter) share steps with another request's decodes."""
+    runner = runner_for(model_dir, backend)
+    batch = prompts(runner.vocab_size, [DENSE_PREFILL_MIN + 6, 5, DENSE_PREFILL_MIN + 26], seed=3)
+    driver = PagedDriver(runner, token_budget=256, max_chunk=256)
+    got = driver.run(greedy_seqs(batch, 8, arrivals=[0, 0, 2]))
+    assert [s.outputs for s in got] == hf_greedy(model_dir, batch, 8)
+    fresh = [i for step in driver.steps for i in step if i.start_pos == 0 and len(i.token_ids) >= DENSE_PREFILL_MIN]
+    assert len(fresh) == 2 and any(len(step) > 1 for step in driver.steps)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
