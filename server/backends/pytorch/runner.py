@@ -12,6 +12,7 @@ from server.backends.pytorch.checkpoint import Checkpoint
 from server.backends.pytorch.device import resolve_device, resolve_dtype
 from server.backends.pytorch.host_memory import retain_freed_memory
 from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
+from server.backends.pytorch.kernels.rotary import RotaryKernel
 from server.backends.pytorch.kv_cache import KVCache
 from server.backends.pytorch.kv_sizing import plan_num_blocks
 from server.backends.pytorch.models.llama import LlamaForCausalLM
@@ -102,7 +103,12 @@ class PyTorchModelRunner(ModelRunner):
         kernel = attention_kernel(attention_backend, torch_dtype, torch_device)
         with torch.inference_mode():
             model = LlamaForCausalLM(
-                config, dtype=torch_dtype, device=torch_device, max_positions=model_len, kernel=kernel
+                config,
+                dtype=torch_dtype,
+                device=torch_device,
+                max_positions=model_len,
+                kernel=kernel,
+                rotary_kernel=RotaryKernel.load() if kernel is not None else None,
             )
             model.load_weights(checkpoint.tensors())
         blocks = plan_num_blocks(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -56,6 +57,18 @@ def build(source: Path) -> Path | None:
         except OSError as e:
             log.warning("cannot build %s in %s: %s", source.name, directory, e)
     return None
+
+
+def load_library(source: Path) -> ctypes.CDLL | None:
+    """`build(source)` loaded with ctypes; None (and a warning) when it cannot be built or loaded."""
+    path = build(source)
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as e:
+        log.warning("cannot load the native kernel %s: %s", path, e)
+        return None
 
 
 def _compile(cc: str, source: Path, target: Path, flags: tuple[str, ...]) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from server.backends.pytorch.kernels.native_build import build
+from server.backends.pytorch.kernels.native_build import load_library
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,13 @@ class PagedAttentionKernel:
     @classmethod
     def load(cls) -> PagedAttentionKernel | None:
         """Builds (or finds the cached build of) the kernel; None when it cannot be built or loaded."""
-        path = build(SOURCE)
-        if path is None:
+        library = load_library(SOURCE)
+        if library is None:
             return None
         try:
-            return cls(ctypes.CDLL(str(path)))
-        except (OSError, AttributeError) as e:
-            log.warning("cannot load the native attention kernel %s: %s", path, e)
+            return cls(library)
+        except AttributeError as e:
+            log.warning("the native attention kernel lacks a symbol: %s", e)
             return None
 
     @staticmethod

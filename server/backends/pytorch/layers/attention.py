@@ -12,7 +12,7 @@ from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
 from server.backends.pytorch.kv_cache import KVCache
 from server.backends.pytorch.layers.linear import Linear
 from server.backends.pytorch.layers.rmsnorm import RMSNorm
-from server.backends.pytorch.layers.rotary import apply_rotary
+from server.backends.pytorch.layers.rotary import Rotation
 
 
 class Attention(nn.Module):
@@ -53,7 +53,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
+        rotary: Rotation,
         meta: AttentionMetadata,
         cache: KVCache,
     ) -> torch.Tensor:
@@ -63,7 +63,7 @@ class Attention(nn.Module):
         k = k.view(tokens, self.num_kv_heads, self.head_dim)
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        q, k = rotary(q), rotary(k)
         cache.write(self.layer, meta.slot_mapping, k, v.view(tokens, self.num_kv_heads, self.head_dim))
         if self.kernel is not None:
             out = self._attend_native(q, k, v, meta, cache)

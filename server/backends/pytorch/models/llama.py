@@ -11,11 +11,12 @@ from torch import nn
 from server.backends.pytorch.arch_config import ArchConfig
 from server.backends.pytorch.attention_metadata import AttentionMetadata
 from server.backends.pytorch.kernels.paged_attention import PagedAttentionKernel
+from server.backends.pytorch.kernels.rotary import RotaryKernel
 from server.backends.pytorch.kv_cache import KVCache
 from server.backends.pytorch.layers.attention import Attention
 from server.backends.pytorch.layers.mlp import GatedMLP
 from server.backends.pytorch.layers.rmsnorm import RMSNorm
-from server.backends.pytorch.layers.rotary import RotaryEmbedding
+from server.backends.pytorch.layers.rotary import RotaryEmbedding, Rotation
 from server.backends.pytorch.models.weight_map import WeightTarget, load_weights
 
 
@@ -44,7 +45,7 @@ class DecoderLayer(nn.Module):
         self,
         x: torch.Tensor,
         residual: torch.Tensor | None,
-        rotary: tuple[torch.Tensor, torch.Tensor],
+        rotary: Rotation,
         meta: AttentionMetadata,
         cache: KVCache,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +69,7 @@ class LlamaForCausalLM(nn.Module):
         device: torch.device,
         max_positions: int,
         kernel: PagedAttentionKernel | None = None,
+        rotary_kernel: RotaryKernel | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -87,7 +89,7 @@ class LlamaForCausalLM(nn.Module):
                 torch.empty(config.vocab_size, config.hidden_size, dtype=dtype, device=device), False
             )
         )
-        self.rotary = RotaryEmbedding(config.head_dim, config.rope, max_positions, device)
+        self.rotary = RotaryEmbedding(config.head_dim, config.rope, max_positions, device, rotary_kernel)
 
     def forward(
         self,

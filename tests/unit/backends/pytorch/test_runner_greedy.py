@@ -71,7 +71,8 @@ def test_long_fresh_prompts_next_to_decodes_match_transformers(model_dir: Path, 
     driver = PagedDriver(runner, token_budget=256, max_chunk=256)
     got = driver.run(greedy_seqs(batch, 8, arrivals=[0, 0, 2]))
     assert [s.outputs for s in got] == hf_greedy(model_dir, batch, 8)
-    fresh = [i for step in driver.steps for i in step if i.start_pos == 0 and len(i.token_ids) >= DENSE_PREFILL_MIN]
+    items = [i for step in driver.steps for i in step]
+    fresh = [i for i in items if i.start_pos == 0 and len(i.token_ids) >= DENSE_PREFILL_MIN]
     assert len(fresh) == 2 and any(len(step) > 1 for step in driver.steps)
 
 
