@@ -5,7 +5,8 @@
 
 Engines: (a) transformers `generate`, static batches of 16, left-padded, each batch runs to its longest
 request; (b) transformers' continuous batching manager (the engine behind `generate_batch`); (c) Hangar's
-engine offline (EngineLoop + PyTorchModelRunner, in process); (d) Hangar over gRPC (`hangar serve`).
+engine offline (EngineLoop + PyTorchModelRunner, in process); (d) Hangar over gRPC (`hangar serve`);
+(e) vLLM's CPU build offline, in its own venv (bench/llm_vllm.py as a child process, after the others).
 Every request runs its full length (min_tokens = max_tokens), so useful output tokens are known upfront.
 Each engine runs the workload all at once and again with Poisson arrivals; figures are useful output
 tokens per second, and ratios are against (a) in the same arrival mode.
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -31,7 +34,7 @@ for path in (ROOT, ROOT / "bench"):
 
 from llm_ours import grpc_server, load_runner, run_grpc, run_hangar  # noqa: E402
 from llm_peers import run_hf_continuous, run_hf_static  # noqa: E402
-from llm_workload import Result, Workload, build_model, machine, make_workload  # noqa: E402
+from llm_workload import Latencies, Result, Workload, build_model, machine, make_workload  # noqa: E402
 
 from server.backends.pytorch.runner import PyTorchModelRunner  # noqa: E402
 
@@ -62,8 +65,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--engines", default=None, help="comma-separated subset of a,b,c,d (default: all; --quick: a,c,d)"
+        "--engines",
+        default=None,
+        help="comma-separated subset of a,b,c,d,e (default: all, e if --vllm-python exists; --quick: a,c,d)",
     )
+    p.add_argument(
+        "--vllm-python",
+        type=Path,
+        default=Path.home() / "venv-vllm" / "bin" / "python",
+        help="python of the venv holding vLLM's CPU build, for (e)",
+    )
+    p.add_argument("--vllm-repeats", type=int, default=1, help="timed passes of (e) per mode (median)")
+    p.add_argument("--vllm-timeout", type=float, default=3600.0, help="seconds for the whole (e) run")
     p.add_argument("--modes", default="all-at-once,poisson", help="comma-separated subset")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -74,7 +87,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.arrival_rate = 50.0
     if args.engines is None:
         # transformers' continuous batching needs tens of seconds even for a toy run on CPU
-        args.engines = "a,c,d" if args.quick else "a,b,c,d"
+        args.engines = "a,c,d" if args.quick else "a,b,c,d" + (",e" if args.vllm_python.exists() else "")
+    if "e" in args.engines.split(","):
+        if not args.vllm_python.exists():
+            p.error(
+                f"--vllm-python {args.vllm_python} does not exist: (e) needs vLLM's CPU build in its own "
+                "venv (docs/PERFORMANCE.md, 'vLLM peer')"
+            )
+        if args.quick:  # vLLM's CPU attention needs a head size of at least 32
+            args.heads, args.kv_heads = 2, 1
     return args
 
 
@@ -84,6 +105,10 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         base = next((b for b in results if b.engine.startswith("(a)") and b.mode == r.mode), None)
         ratio = f"{r.tokens_per_s / base.tokens_per_s:6.2f}x" if base else "    n/a"
         print(f"{r.engine:52} {r.mode:12} {r.tokens:7d} {r.seconds:8.2f} {r.tokens_per_s:8.1f} {ratio}")
+    for mode in dict.fromkeys(r.mode for r in results):
+        ours, vllm = (find(results, label, mode) for label in ("(c)", "(e)"))
+        if ours is not None and vllm is not None:
+            print(f"(c)/(e) [{mode}]: {ours.tokens_per_s / vllm.tokens_per_s:.2f}x (Hangar's engine vs vLLM)")
     timed = [r for r in results if r.latency is not None]
     if timed:
         head = f"{'TTFT p50':>9} {'p99':>8} {'ITL p50':>8} {'p99':>8}"
@@ -108,19 +133,33 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             for r in results
         ]
         args.json.write_text(
-            json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": rows}, indent=2)
+            json.dumps(
+                {
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                    "results": rows,
+                },
+                indent=2,
+            )
         )
 
 
+def find(results: list[Result], label: str, mode: str) -> Result | None:
+    return next((r for r in results if r.engine.startswith(label) and r.mode == mode), None)
+
+
 def check_agreement(results: list[Result]) -> None:
-    """Greedy engines must agree token for token with transformers' static batches where both ran."""
-    base = {r.mode: r for r in results if r.engine.startswith("(a)") and r.outputs is not None}
+    """Greedy engines must agree token for token with transformers' static batches where both ran.
+
+    vLLM (e) is checked against Hangar's engine (c) too; it may diverge on a float32 random model (its
+    kernels round differently), which is reported, not failed.
+    """
     for r in results:
-        ref = base.get(r.mode)
-        if ref is None or r is ref or r.outputs is None or ref.outputs is None:
-            continue
-        same = sum(a == b for a, b in zip(r.outputs, ref.outputs, strict=False))
-        print(f"{r.engine} [{r.mode}]: {same}/{len(r.outputs)} requests identical to (a)")
+        for label in ("(a)", "(c)") if r.engine.startswith("(e)") else ("(a)",):
+            ref = find(results, label, r.mode)
+            if ref is None or r is ref or r.outputs is None or ref.outputs is None:
+                continue
+            same = sum(a == b for a, b in zip(r.outputs, ref.outputs, strict=False))
+            print(f"{r.engine} [{r.mode}]: {same}/{len(r.outputs)} requests identical to {label}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,16 +186,71 @@ def main(argv: list[str] | None = None) -> int:
         if "d" in args.engines:
             engines.url = stack.enter_context(grpc_server(model_dir, first, args))
         engines.warm_up(first)
-        for mode in args.modes.split(","):
-            work = make_workload(args, vocab, poisson=mode == "poisson")
+        modes = args.modes.split(",")
+        works = {mode: make_workload(args, vocab, poisson=mode == "poisson") for mode in modes}
+        for mode, work in works.items():
             print(
                 f"[{mode}] {len(work.prompts)} requests, {work.useful_tokens} useful output tokens, "
                 f"prompts {statistics.mean(len(p) for p in work.prompts):.0f} tokens on average"
             )
             results += engines.run(work, mode)
+        if "e" in engines.selected:
+            stack.close()  # no (d) server beside vLLM's run
+            results += run_vllm_peer(model_dir, works, args)
+    results.sort(key=lambda r: modes.index(r.mode))  # stable: (e) joins its mode's rows
     report(results, args)
     check_agreement(results)
     return 0
+
+
+def vllm_env(args: argparse.Namespace) -> dict[str, str]:
+    """The child's environment: none of our venv's paths; vLLM's 2-core settings (PERFORMANCE-TARGETS.md)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    cpus = sorted(os.sched_getaffinity(0))[: args.threads or None]
+    # vLLM's default binding keeps a core for its scheduler: ~30% slower on 2 cores
+    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cpus)))
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    return env
+
+
+def run_vllm_peer(model_dir: Path, works: dict[str, Workload], args: argparse.Namespace) -> list[Result]:
+    """(e): bench/llm_vllm.py under the vLLM venv's python, every mode in one child process.
+
+    One process for all modes: vLLM's start (load, compile, a warm-up pass) takes minutes on 2 cores.
+    It runs after the other engines, so nothing else of the bench competes for the cores.
+    """
+    spec = {
+        m: {"prompts": w.prompts, "output_lens": w.output_lens, "arrivals": w.arrivals}
+        for m, w in works.items()
+    }
+    print("  (e) vLLM: starting its own process (load, compile, warm-up: minutes)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="hangar-vllm-") as tmp:
+        work_file, out_file, log_file = (Path(tmp, name) for name in ("work.json", "out.json", "vllm.log"))
+        work_file.write_text(json.dumps(spec))
+        cmd = [str(args.vllm_python), str(ROOT / "bench" / "llm_vllm.py"), str(model_dir), str(work_file)]
+        cmd += [str(out_file), "--dtype", args.dtype, "--max-num-seqs", str(args.max_num_seqs)]
+        cmd += ["--max-batched-tokens", str(args.max_batched_tokens), "--repeats", str(args.vllm_repeats)]
+        try:
+            with log_file.open("w") as log:
+                run = subprocess.run(
+                    cmd, stdout=log, stderr=log, env=vllm_env(args), cwd=tmp, timeout=args.vllm_timeout
+                )
+            code = run.returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+        if code != 0:  # an optional peer: report it and go on
+            tail = "\n    ".join(log_file.read_text(errors="replace").splitlines()[-25:])
+            print(f"  (e) vLLM: failed (exit {code}; log tail:)\n    {tail}")
+            return []
+        data = json.loads(out_file.read_text())
+    results = []
+    for r in data["results"]:
+        latency = Latencies(r["ttft_ms"], r["itl_ms"]) if r["ttft_ms"] else None
+        engine = f"(e) vLLM {data['version']} CPU build, offline"
+        results.append(Result(engine, r["mode"], r["elapsed"], r["tokens"], r["outputs"], latency))
+        passes = ", ".join(f"{x:.2f}" for x in r["elapsed_all"])
+        print(f"  {engine} [{r['mode']}]: {results[-1].tokens_per_s:.1f} tok/s (passes: {passes} s)")
+    return results
 
 
 class Engines:
