@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from server.backends.base import Backend, ModelVersionSpec
 from server.errors import ModelNotReady
-from server.scheduling.dynamic_batcher import BatchingPolicy, DynamicBatcher, ExecuteFn
+from server.scheduling.batch import ExecuteFn
+from server.scheduling.batch_plan import BatchingPolicy
+from server.scheduling.dynamic_batcher import DynamicBatcher
 from server.scheduling.inline_gate import InlineGate
 from server.scheduling.instances import InstanceSpec
 from server.scheduling.response_channel import ResponseChannel

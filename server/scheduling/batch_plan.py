@@ -46,6 +46,28 @@ class BatchingPolicy:
         )
 
 
+    def shape_of(self, request: InferRequest) -> tuple[int, Hashable]:
+        """The request's batch size (its leading dim when batching) and its batch-compatibility key."""
+        if not self.max_batch_size:
+            return 1, None
+        size = 1
+        for t in request.inputs.values():
+            size = t.data.shape[0] if t.data.ndim else 1
+            break
+        if not self.shape_sensitive:
+            return size, None
+        return size, tuple((name, t.data.shape[1:]) for name, t in request.inputs.items())
+
+    def timeout_ns(self, request: InferRequest) -> int:
+        """How long the request may wait in the queue (0: forever): its `timeout` parameter (us) where
+        the policy allows overrides, else the default."""
+        if self.allow_timeout_override:
+            override = request.parameters.get("timeout")
+            if isinstance(override, int) and not isinstance(override, bool) and override > 0:
+                return override * 1000
+        return self.default_timeout_ns
+
+
 class ItemState(enum.Enum):
     PENDING = "pending"  # submitted on the loop, not yet handed to the instance threads
     QUEUED = "queued"

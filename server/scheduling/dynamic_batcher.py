@@ -8,11 +8,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from functools import partial
 
 from server.errors import BackendError, Cancelled, InvalidInput, Unavailable
+from server.scheduling.batch import Batch, ExecuteFn
 from server.scheduling.batch_plan import BatchingPolicy, ItemState, QueuedRequest, plan_batch
 from server.scheduling.inline_gate import InlineGate
 from server.scheduling.response_channel import ResponseChannel, deliver_all, error_response
@@ -29,31 +29,6 @@ INLINE_BUDGET_NS = 2_000_000
 callbacks (other models' responses, new RPCs) are not starved by a burst."""
 budget_clock = time.monotonic_ns
 """The clock INLINE_BUDGET_NS is measured on (tests replace it)."""
-
-
-@dataclass(eq=False)
-class Batch:
-    """One execution: requests in queue order, their response channels and batch sizes.
-
-    The execute function may stamp `input_end_ns` and `output_start_ns` (monotonic ns) for the statistics.
-    """
-
-    instance: int
-    requests: list[InferRequest]
-    channels: list[ResponseChannel]
-    sizes: list[int]
-    input_end_ns: int = 0
-    output_start_ns: int = 0
-
-    @property
-    def size(self) -> int:
-        return sum(self.sizes)
-
-
-ExecuteFn = Callable[[Batch], Sequence[InferResponse | None] | None]
-"""Runs a batch on the instance's thread. Returns one final response per request, in order (None where
-the backend delivered through the channel itself), or None when it delivers everything itself. Raising
-fails every request of the batch."""
 
 
 class DynamicBatcher:
@@ -100,6 +75,8 @@ class DynamicBatcher:
         self._incoming: list[QueuedRequest] = []
         self._flush_scheduled = False
         self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+        self._thread_died = False
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"hangar-{name}", daemon=True)
             for i, name in enumerate(instances)
@@ -108,10 +85,12 @@ class DynamicBatcher:
     def start(self) -> None:
         for t in self._threads:
             t.start()
+        self._started = True
 
     @property
     def alive(self) -> bool:
-        return not self._closed and all(t.is_alive() for t in self._threads)
+        """Started, not closed, and no instance thread has died (asked on every request: no syscalls)."""
+        return self._started and not self._closed and not self._thread_died
 
     def submit(self, request: InferRequest) -> ResponseChannel:
         """Queue `request` (event loop only); its responses, or its rejection, arrive on the channel.
@@ -121,7 +100,7 @@ class DynamicBatcher:
         """
         loop = asyncio.get_running_loop()
         channel = ResponseChannel(loop, request.cancel)
-        size, key = self._shape_of(request)
+        size, key = self._policy.shape_of(request)
         rejection = self._admission_error(request, size)
         if rejection is not None:
             channel.put_nowait(error_response(request, rejection))
@@ -129,7 +108,7 @@ class DynamicBatcher:
         now = time.monotonic_ns()
         request.times.queue_start_ns = now
         item = QueuedRequest(request, channel, size, key)
-        timeout_ns = self._timeout_ns(request)
+        timeout_ns = self._policy.timeout_ns(request)
         if timeout_ns:
             item.deadline_ns = now + timeout_ns
         if self._flush_loop is not loop:  # a new loop (tests run several): hand over what an old one left
@@ -305,25 +284,6 @@ class DynamicBatcher:
                 if t.is_alive():
                     log.warning("instance thread %s still busy after %.0fs; leaving it", t.name, timeout_s)
 
-    def _shape_of(self, request: InferRequest) -> tuple[int, Hashable]:
-        """The request's batch size (its leading dim when batching) and its batch-compatibility key."""
-        if not self._policy.max_batch_size:
-            return 1, None
-        size = 1
-        for t in request.inputs.values():
-            size = t.data.shape[0] if t.data.ndim else 1
-            break
-        if not self._policy.shape_sensitive:
-            return size, None
-        return size, tuple((name, t.data.shape[1:]) for name, t in request.inputs.items())
-
-    def _timeout_ns(self, request: InferRequest) -> int:
-        policy = self._policy
-        if policy.allow_timeout_override:
-            override = request.parameters.get("timeout")
-            if isinstance(override, int) and not isinstance(override, bool) and override > 0:
-                return override * 1000
-        return policy.default_timeout_ns
 
     def _cancel_waiting(self, item: QueuedRequest) -> None:
         """The client cancelled: answer at once if the request has not started (any thread)."""
@@ -344,16 +304,20 @@ class DynamicBatcher:
         deliver_all((it.channel, error_response(it.request, error)) for it in items)
 
     def _work(self, instance: int) -> None:
-        while True:
-            items = self._next_batch()
-            if items is None:
-                return
-            try:
-                pairs = self._run(instance, items)
-            finally:
-                if self._inline is not None:
-                    self._release_instance()
-            deliver_all(pairs)
+        try:
+            while True:
+                items = self._next_batch()
+                if items is None:
+                    return
+                try:
+                    pairs = self._run(instance, items)
+                finally:
+                    if self._inline is not None:
+                        self._release_instance()
+                deliver_all(pairs)
+        except BaseException:
+            self._thread_died = True
+            log.exception("instance thread of model '%s' died; the model is no longer ready", self._model)
 
     def _next_batch(self) -> list[QueuedRequest] | None:
         """Block until a batch is due; None once closed."""

@@ -14,7 +14,7 @@ from server.backends.onnxruntime.auto_complete import DEFAULT_MODEL_FILENAME, au
 from server.backends.onnxruntime.session import OrtParameters, create_session, datatype_of
 from server.errors import BackendError, InvalidInput, LoadError
 from server.repository.model_config import ModelConfig, TensorConfig
-from server.scheduling.dynamic_batcher import Batch
+from server.scheduling.batch import Batch
 from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import expand_instances
 from server.types import DataType, InferRequest, InferResponse, Tensor

@@ -21,10 +21,10 @@ from server.backends.python.pb_request import InferenceRequest
 from server.backends.python.pb_sender import BatchSenders
 from server.errors import BackendError
 from server.repository.model_config import InstanceKind, ModelConfig
-from server.scheduling.dynamic_batcher import Batch
+from server.scheduling.batch import Batch
 from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import InstanceSpec, expand_instances
-from server.scheduling.response_channel import as_domain_error, error_response
+from server.scheduling.response_channel import as_domain_error, error_response, log_late_error
 from server.types import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,15 @@ class PythonBackend(BatchedBackend):
             for i, (r, pb) in enumerate(zip(requests, result, strict=True))
         ]
 
-    @staticmethod
     def _fail_unanswered(
-        requests: Sequence[InferRequest], senders: BatchSenders, error: Exception
+        self, requests: Sequence[InferRequest], senders: BatchSenders, error: Exception
     ) -> list[InferResponse | None]:
-        return [error_response(r, error) if senders.claim(i) else None for i, r in enumerate(requests)]
+        """Fails the requests the model has not answered; for those it has, the error is only logged."""
+        out: list[InferResponse | None] = []
+        for i, r in enumerate(requests):
+            if senders.claim(i):
+                out.append(error_response(r, error))
+            else:
+                log_late_error(self.spec.name, str(self.spec.version), r.id, error)
+                out.append(None)
+        return out

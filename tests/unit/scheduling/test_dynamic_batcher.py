@@ -13,7 +13,9 @@ import pytest
 
 from server.errors import BackendError, Cancelled, StatusKind, Unavailable
 from server.repository.model_config import DynamicBatching, ModelConfig, QueuePolicy, TensorConfig
-from server.scheduling.dynamic_batcher import QUEUE_FULL, Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.batch import Batch
+from server.scheduling.batch_plan import BatchingPolicy
+from server.scheduling.dynamic_batcher import QUEUE_FULL, DynamicBatcher
 from server.scheduling.response_channel import ResponseChannel
 from server.stats import ModelStats
 from server.types import DataType, InferRequest, InferResponse, Tensor
@@ -410,3 +412,27 @@ def test_execute_failing_after_it_answered_logs_the_late_error(caplog: pytest.Lo
     assert len(messages) == 1, messages
     assert "model 'm' version 1: request '7' was already answered" in messages[0]
     assert "failed after answering" in messages[0]
+
+
+def test_a_dead_instance_thread_makes_the_batcher_not_alive(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug that kills an instance thread (not a failing execute, which fails only its batch) must show
+    as a not-ready model instead of requests queueing forever."""
+    batcher = make(Recorder(), BatchingPolicy(max_batch_size=4, dynamic=True))
+    assert batcher.alive
+
+    def broken_run(*_: object, **__: object) -> list[Any]:
+        raise AssertionError("internal bug")
+
+    batcher._run = broken_run  # type: ignore[method-assign]
+
+    async def main() -> None:
+        batcher.submit(request(1))
+        await asyncio.sleep(0)  # the submit's flush hands the request to the instance thread
+
+    with caplog.at_level(logging.ERROR):
+        run(main())
+        thread = batcher._threads[0]
+        thread.join(WAIT_S)
+    assert not thread.is_alive() and not batcher.alive
+    assert any("died" in r.getMessage() for r in caplog.records)
+    batcher.close()

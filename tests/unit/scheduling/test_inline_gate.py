@@ -11,7 +11,9 @@ import pytest
 
 from server.errors import ConfigError
 from server.repository.model_config import ModelConfig
-from server.scheduling.dynamic_batcher import Batch, BatchingPolicy, DynamicBatcher
+from server.scheduling.batch import Batch
+from server.scheduling.batch_plan import BatchingPolicy
+from server.scheduling.dynamic_batcher import DynamicBatcher
 from server.scheduling.inline_gate import INLINE_PARAMETER, InlineGate, inline_gate, inline_requested
 from server.stats import ModelStats
 from server.types import DataType, InferRequest, InferResponse, Tensor

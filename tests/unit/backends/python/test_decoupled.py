@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from server.errors import BackendError
 from server.types import InferResponse
@@ -124,3 +126,34 @@ def test_decoupled_failures_end_the_stream_with_an_error(tmp_path: Path) -> None
     )
     assert returned_list[-1].error is not None and "must return None" in str(returned_list[-1].error)
     assert len(error_sent) == 1 and error_sent[0].final and str(error_sent[0].error) == "bad request"
+
+
+def test_error_after_the_final_response_is_logged_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The model answers through the sender, then breaks the decoupled contract: the client already has
+    its final response, so the error can only be logged, naming the model and the request."""
+    code = """
+        import triton_python_backend_utils as pb_utils
+
+        class TritonPythonModel:
+            def execute(self, requests):
+                for r in requests:
+                    x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
+                    r.get_response_sender().send(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x)]),
+                                                 flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                return [pb_utils.InferenceResponse([])]
+    """
+    model_dir, config = write_model(tmp_path, "dec_late", code, DECOUPLED)
+    backend = load_backend(model_dir, config=config)
+    try:
+        with caplog.at_level(logging.WARNING):
+            [responses] = run_requests(
+                backend, make_request("dec_late", {"X": np.array([4.0], np.float32)}, "late-1")
+            )
+    finally:
+        backend.unload()
+    assert len(responses) == 1 and responses[0].error is None and responses[0].final
+    late = [r.getMessage() for r in caplog.records if "already answered" in r.getMessage()]
+    assert len(late) == 1 and "'dec_late'" in late[0] and "'late-1'" in late[0]
+    assert "must return None" in late[0]
