@@ -36,6 +36,26 @@ static inline uint16_t f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* exp(x) for x <= 0 (softmax after subtracting the row max), within ~2 ulp of expf; exactly 0 below
+ * -87 (and for -inf, a masked score). Plain arithmetic and bit moves, so `omp simd` loops vectorize it:
+ * glibc's vector expf is only declared under -ffast-math, which would also break the -inf masking. */
+static inline float exp_nonpositive(float x) {
+    const float clamped = x < -87.0f ? -87.0f : x;
+    const float n = floorf(clamped * 1.44269504088896341f + 0.5f);
+    const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f; /* ln 2 split in two for precision */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
 static inline float load_f32(const float *p, int64_t i) { return p[i]; }
 static inline float load_bf16(const uint16_t *p, int64_t i) { return bf16_to_f32(p[i]); }
 static inline void store_f32(float *p, int64_t i, float x) { p[i] = x; }
@@ -119,8 +139,9 @@ static int64_t make_tiles(const int64_t *q_lens, int64_t n, int64_t **tiles) {
                         float *row = scores + r * len;                                                   \
                         float m = -INFINITY, total = 0.0f;                                               \
                         for (int64_t j = 0; j < len; j++) m = row[j] > m ? row[j] : m;                   \
+                        _Pragma("omp simd reduction(+:total)")                                           \
                         for (int64_t j = 0; j < len; j++) {                                              \
-                            row[j] = expf(row[j] - m);                                                   \
+                            row[j] = exp_nonpositive(row[j] - m);                                        \
                             total += row[j];                                                             \
                         }                                                                                \
                         const float inv = 1.0f / total;                                                  \
