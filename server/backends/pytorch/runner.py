@@ -119,6 +119,15 @@ class PyTorchModelRunner(ModelRunner):
             num_blocks=num_blocks,
             memory_fraction=kv_cache_memory_fraction,
         )
+        if num_blocks is None and blocks * block_size < model_len:
+            log.warning(
+                "%s: the KV pool sized from free memory holds %d tokens, less than one sequence of "
+                "max_model_len %d; is another model (or an older version of this one) holding the memory? "
+                "Set the num_blocks parameter (or kv_cache_free_mem_fraction) to size it explicitly",
+                path,
+                blocks * block_size,
+                model_len,
+            )
         cache = KVCache.for_model(
             config, num_blocks=blocks, block_size=block_size, dtype=torch_dtype, device=torch_device
         )
