@@ -9,7 +9,9 @@ engine offline (EngineLoop + PyTorchModelRunner, in process); (d) Hangar over gR
 (e) vLLM's CPU build offline, in its own venv (bench/llm_vllm.py as a child process, after the others).
 Every request runs its full length (min_tokens = max_tokens), so useful output tokens are known upfront.
 Each engine runs the workload all at once and again with Poisson arrivals; figures are useful output
-tokens per second, and ratios are against (a) in the same arrival mode.
+tokens per second, and ratios are against (a) in the same arrival mode. Engines (a)-(d) each run in a
+fresh child process, one after another (bench/llm_isolation.py: in one process an engine slowed the next
+one down); `--same-process` runs them in this one. (e), vLLM's CPU build, runs in its own venv.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -32,9 +32,10 @@ for path in (ROOT, ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from llm_isolation import run_children, run_vllm_peer, save_results  # noqa: E402
 from llm_ours import grpc_server, load_runner, run_grpc, run_hangar  # noqa: E402
 from llm_peers import run_hf_continuous, run_hf_static  # noqa: E402
-from llm_workload import Latencies, Result, Workload, build_model, machine, make_workload  # noqa: E402
+from llm_workload import Result, Workload, build_model, machine, make_workload  # noqa: E402
 
 from server.backends.pytorch.runner import PyTorchModelRunner  # noqa: E402
 
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modes", default="all-at-once,poisson", help="comma-separated subset")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run engines a-d in this process (default: each in a fresh child process, one after another)",
+    )
+    p.add_argument("--results-out", type=Path, help=argparse.SUPPRESS)  # a child's results, for its parent
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.max_prompt, args.max_output, args.min_output = 8, 48, 24, 4
@@ -163,39 +170,29 @@ def check_agreement(results: list[Result]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers
 
     transformers.logging.set_verbosity_error()
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp, contextlib.ExitStack() as stack:
+    here = [e for e in "abcd" if e in args.engines.split(",")]
+    isolate = not args.same_process and args.results_out is None and len(here) > 1
+    with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
         model_dir = build_model(Path(tmp), args)
-        hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-        hf_model.eval()
-        vocab = hf_model.config.vocab_size
-        params = sum(p.numel() for p in hf_model.parameters()) / 1e6
-        print(f"machine: {machine()}")
-        threads = torch.get_num_threads()
-        print(f"model: Llama {params:.1f}M parameters, vocab {vocab}, {args.dtype}, {threads} torch threads")
-        first = make_workload(args, vocab, poisson=False)
-        engines = Engines(hf_model, first, args)
-        if "c" in args.engines:
-            engines.runner = load_runner(model_dir, first, args)
-        if "d" in args.engines:
-            engines.url = stack.enter_context(grpc_server(model_dir, first, args))
-        engines.warm_up(first)
+        vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
         modes = args.modes.split(",")
         works = {mode: make_workload(args, vocab, poisson=mode == "poisson") for mode in modes}
-        for mode, work in works.items():
-            print(
-                f"[{mode}] {len(work.prompts)} requests, {work.useful_tokens} useful output tokens, "
-                f"prompts {statistics.mean(len(p) for p in work.prompts):.0f} tokens on average"
-            )
-            results += engines.run(work, mode)
-        if "e" in engines.selected:
-            stack.close()  # no (d) server beside vLLM's run
+        if isolate:
+            print(f"machine: {machine()}")
+            results = run_children(argv, here)
+        else:
+            results = run_here(model_dir, works, args)
+        if args.results_out is not None:
+            save_results(results, args.results_out)
+            return 0
+        if "e" in args.engines.split(","):
             results += run_vllm_peer(model_dir, works, args)
     results.sort(key=lambda r: modes.index(r.mode))  # stable: (e) joins its mode's rows
     report(results, args)
@@ -203,53 +200,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def vllm_env(args: argparse.Namespace) -> dict[str, str]:
-    """The child's environment: none of our venv's paths; vLLM's 2-core settings (PERFORMANCE-TARGETS.md)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    cpus = sorted(os.sched_getaffinity(0))[: args.threads or None]
-    # vLLM's default binding keeps a core for its scheduler: ~30% slower on 2 cores
-    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cpus)))
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    return env
+def run_here(model_dir: Path, works: dict[str, Workload], args: argparse.Namespace) -> list[Result]:
+    """Engines a-d of `args.engines` in this process, one after the other, every mode."""
+    import transformers
 
-
-def run_vllm_peer(model_dir: Path, works: dict[str, Workload], args: argparse.Namespace) -> list[Result]:
-    """(e): bench/llm_vllm.py under the vLLM venv's python, every mode in one child process.
-
-    One process for all modes: vLLM's start (load, compile, a warm-up pass) takes minutes on 2 cores.
-    It runs after the other engines, so nothing else of the bench competes for the cores.
-    """
-    spec = {
-        m: {"prompts": w.prompts, "output_lens": w.output_lens, "arrivals": w.arrivals}
-        for m, w in works.items()
-    }
-    print("  (e) vLLM: starting its own process (load, compile, warm-up: minutes)", flush=True)
-    with tempfile.TemporaryDirectory(prefix="hangar-vllm-") as tmp:
-        work_file, out_file, log_file = (Path(tmp, name) for name in ("work.json", "out.json", "vllm.log"))
-        work_file.write_text(json.dumps(spec))
-        cmd = [str(args.vllm_python), str(ROOT / "bench" / "llm_vllm.py"), str(model_dir), str(work_file)]
-        cmd += [str(out_file), "--dtype", args.dtype, "--max-num-seqs", str(args.max_num_seqs)]
-        cmd += ["--max-batched-tokens", str(args.max_batched_tokens), "--repeats", str(args.vllm_repeats)]
-        try:
-            with log_file.open("w") as log:
-                run = subprocess.run(
-                    cmd, stdout=log, stderr=log, env=vllm_env(args), cwd=tmp, timeout=args.vllm_timeout
-                )
-            code = run.returncode
-        except subprocess.TimeoutExpired:
-            code = -1
-        if code != 0:  # an optional peer: report it and go on
-            tail = "\n    ".join(log_file.read_text(errors="replace").splitlines()[-25:])
-            print(f"  (e) vLLM: failed (exit {code}; log tail:)\n    {tail}")
-            return []
-        data = json.loads(out_file.read_text())
-    results = []
-    for r in data["results"]:
-        latency = Latencies(r["ttft_ms"], r["itl_ms"]) if r["ttft_ms"] else None
-        engine = f"(e) vLLM {data['version']} CPU build, offline"
-        results.append(Result(engine, r["mode"], r["elapsed"], r["tokens"], r["outputs"], latency))
-        passes = ", ".join(f"{x:.2f}" for x in r["elapsed_all"])
-        print(f"  {engine} [{r['mode']}]: {results[-1].tokens_per_s:.1f} tok/s (passes: {passes} s)")
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        hf_model.eval()
+        params = sum(p.numel() for p in hf_model.parameters()) / 1e6
+        print(f"machine: {machine()}")
+        threads = torch.get_num_threads()
+        print(f"model: Llama {params:.1f}M parameters, vocab {hf_model.config.vocab_size}, {args.dtype}, "
+              f"{threads} torch threads")  # fmt: skip
+        first = next(iter(works.values()))
+        engines = Engines(hf_model, first, args)
+        if "c" in args.engines:
+            engines.runner = load_runner(model_dir, first, args)
+        if "d" in args.engines:
+            engines.url = stack.enter_context(grpc_server(model_dir, first, args))
+        engines.warm_up(first)
+        for mode, work in works.items():
+            print(
+                f"[{mode}] {len(work.prompts)} requests, {work.useful_tokens} useful output tokens, "
+                f"prompts {statistics.mean(len(p) for p in work.prompts):.0f} tokens on average"
+            )
+            results += engines.run(work, mode)
     return results
 
 
