@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kv-heads", type=int, default=4)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU figures (engines a, c, d)")
     p.add_argument("--max-num-seqs", type=int, default=64)
     p.add_argument("--max-batched-tokens", type=int, default=2048)
     p.add_argument("--static-batch", type=int, default=16)
@@ -206,13 +207,17 @@ def run_here(model_dir: Path, works: dict[str, Workload], args: argparse.Namespa
 
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
-        hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        hf_model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=getattr(torch, args.dtype)
+        ).to(args.device)
         hf_model.eval()
         params = sum(p.numel() for p in hf_model.parameters()) / 1e6
         print(f"machine: {machine()}")
+        if args.device.startswith("cuda"):
+            print(f"gpu: {torch.cuda.get_device_name(torch.device(args.device))}, torch {torch.__version__}")
         threads = torch.get_num_threads()
         print(f"model: Llama {params:.1f}M parameters, vocab {hf_model.config.vocab_size}, {args.dtype}, "
-              f"{threads} torch threads")  # fmt: skip
+              f"{args.device}, {threads} torch threads")  # fmt: skip
         first = next(iter(works.values()))
         engines = Engines(hf_model, first, args)
         if "c" in args.engines:

@@ -34,7 +34,7 @@ def load_runner(model_dir: Path, work: Workload, args: argparse.Namespace) -> Py
     return PyTorchModelRunner.from_checkpoint(
         model_dir,
         dtype=args.dtype,
-        device="cpu",
+        device=args.device,
         block_size=16,
         num_blocks=kv_blocks(work),
         max_num_batched_tokens=args.max_batched_tokens,
@@ -106,7 +106,7 @@ def grpc_server(model_dir: Path, work: Workload, args: argparse.Namespace) -> It
         repo = Path(tmp)
         (repo / "llm" / "1").mkdir(parents=True)
         params = {
-            "checkpoint_path": str(model_dir.resolve()), "device": "cpu", "dtype": args.dtype,
+            "checkpoint_path": str(model_dir.resolve()), "device": args.device, "dtype": args.dtype,
             "num_blocks": str(kv_blocks(work)), "max_num_seqs": str(args.max_num_seqs),
             "max_num_batched_tokens": str(args.max_batched_tokens), "enable_prefix_caching": "false",
         }  # fmt: skip

@@ -22,6 +22,7 @@ def run_hf_static(model: torch.nn.Module, work: Workload, mode: str, batch: int)
         for row, p in enumerate(prompts):
             ids[row, width - len(p) :] = torch.tensor(p)
             mask[row, width - len(p) :] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)  # type: ignore[union-attr]
         longest = max(lens)
         with torch.inference_mode():
             out = model.generate(  # type: ignore[operator]
