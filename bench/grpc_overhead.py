@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     samples: dict[tuple[str, str, int], list[Result]] = {}
     repo_models = [m for m in models if m != "inline"]
     with (
-        child_server([sys.executable, __file__, "--bare-server"]) as bare,
+        child_server([sys.executable, __file__, "--bare-server", "--bare-loop", args.bare_loop]) as bare,
         child_server(hangar_args(repo, repo_models)) as hangar,
         child_server([sys.executable, __file__, "--inline-server"]) as inline,
     ):
@@ -299,14 +299,26 @@ def main() -> int:
     parser.add_argument("--models", default="add_sub,add_sub_onnx,inline")
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--rounds", type=int, default=3, help="repeats per point; the median is reported")
+    parser.add_argument(
+        "--bare-loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the bare server's event loop (Hangar runs on its default, --event-loop auto: uvloop)",
+    )
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inline-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server or args.inline_server:
         sys.path.insert(0, str(ROOT))
-        asyncio.run(_serve_bare() if args.bare_server else _serve_inline())
+        from server.app.event_loop import loop_runner
+
+        # the in-loop Hangar server runs on Hangar's default loop, the bare one on --bare-loop
+        loop_runner(args.bare_loop if args.bare_server else "auto")(
+            _serve_bare() if args.bare_server else _serve_inline()
+        )
         return 0
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, tempdir {tempfile.gettempdir()}")
+    print(f"bare server on {args.bare_loop}; Hangar on its default event loop (--event-loop auto)")
     report(run(args))
     return 0
 

@@ -57,6 +57,8 @@ class ServerConfig:
     strict_readiness: bool = True
     exit_timeout_secs: float = 30.0
     model_load_thread_count: int = 4
+    event_loop: str = "auto"
+    """auto | uvloop | asyncio: the event loop `hangar serve` runs on (auto: uvloop when installed)."""
 
     def __post_init__(self) -> None:
         _check_cross_fields(self)
@@ -160,6 +162,13 @@ _FLAGS: tuple[tuple[str, Callable[[str], Any], Any, bool, str], ...] = (
     ("--strict-readiness", parse_bool, True, False, "ready only when every model is ready"),
     ("--exit-timeout-secs", _non_negative_float, 30.0, False, "seconds to finish in-flight work on exit"),
     ("--model-load-thread-count", _bounded_int(1), 4, False, "threads that load models in parallel"),
+    (
+        "--event-loop",
+        _choice("auto", "uvloop", "asyncio"),
+        "auto",
+        False,
+        "auto | uvloop | asyncio (auto: uvloop when it is installed)",
+    ),
 )
 
 
@@ -245,6 +254,7 @@ def from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> S
             strict_readiness=ns.strict_readiness,
             exit_timeout_secs=ns.exit_timeout_secs,
             model_load_thread_count=ns.model_load_thread_count,
+            event_loop=ns.event_loop,
         )
     except ValueError as e:
         parser.error(str(e))
@@ -253,6 +263,10 @@ def from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> S
 def _check_cross_fields(c: ServerConfig) -> None:
     if not c.model_repositories:
         raise ValueError("--model-repository is required (at least one model repository directory)")
+    if c.event_loop not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(
+            f"--event-loop: invalid choice: '{c.event_loop}' (choose from auto, uvloop, asyncio)"
+        )
     if c.model_control_mode not in ("none", "poll", "explicit"):
         raise ValueError(f"--model-control-mode: invalid choice: '{c.model_control_mode}'")
     if c.load_models and c.model_control_mode != "explicit":

@@ -18,10 +18,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from server.app.event_loop import loop_name, loop_runner
 from server.app.server import HangarServer
 from server.app.telemetry_port import Telemetry
 from server.config import ServerConfig
-from server.errors import HangarError
+from server.errors import ConfigError, HangarError
 from server.repository.manager import ControlMode, ManagerConfig, ModelManager
 
 log = logging.getLogger("hangar")
@@ -101,7 +102,12 @@ def serve(config: ServerConfig) -> int:
             _exit_now(result.code)
         return result.code
 
-    return asyncio.run(run())
+    try:
+        runner = loop_runner(config.event_loop)
+    except ConfigError as e:
+        print(f"hangar serve: {e}", file=sys.stderr)
+        return 2
+    return int(runner(run()))
 
 
 def _exit_now(code: int) -> None:
@@ -123,6 +129,7 @@ async def run_server(config: ServerConfig) -> ServeResult:
         # Logging is not set up: say it on stderr, naming the flag and the path.
         print(f"hangar serve: cannot log to --log-file '{config.log_file}': {e}", file=sys.stderr)
         return ServeResult(1)
+    log.info("event loop: %s (--event-loop %s)", loop_name(), config.event_loop)
     signals = _Signals()
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:
