@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path.home() / "venv-vllm" / "bin" / "python",
         help="python of the venv holding vLLM's CPU build, for (e)",
     )
+    p.add_argument("--repeats", type=int, default=1, help="timed passes of (a)-(d) per mode (median)")
     p.add_argument("--vllm-repeats", type=int, default=1, help="timed passes of (e) per mode (median)")
     p.add_argument("--vllm-timeout", type=float, default=3600.0, help="seconds for the whole (e) run")
     p.add_argument("--modes", default="all-at-once,poisson", help="comma-separated subset")
@@ -253,26 +255,36 @@ class Engines:
             run_grpc(self.url, tiny, "warm-up")
 
     def run(self, work: Workload, mode: str) -> list[Result]:
+        """Every selected engine on `work`, each `--repeats` times; the median pass is its result."""
         results: list[Result] = []
-
-        def record(result: Result) -> None:
-            results.append(result)
-            print(f"  {result.engine}: {result.tokens_per_s:.1f} tok/s", flush=True)
-
+        runs: list[tuple[str, Callable[[], Result]]] = []
         if "a" in self.selected:
-            record(run_hf_static(self.hf_model, work, mode, self.args.static_batch))
+            runs.append(("(a)", lambda: run_hf_static(self.hf_model, work, mode, self.args.static_batch)))
         if "b" in self.selected:
-            try:
-                part = work.head(self.args.cb_requests)
+            part = work.head(self.args.cb_requests)
+            suffix = f" [first {len(part.prompts)}]" if part is not work else ""
+
+            def run_b() -> Result:
                 result = run_hf_continuous(self.hf_model, part, mode)
-                suffix = f" [first {len(part.prompts)}]" if part is not work else ""
-                record(replace(result, engine=result.engine + suffix))
-            except Exception as e:  # an optional peer: report it and go on
-                print(f"  (b) transformers continuous batching: failed ({type(e).__name__}: {e})")
-        if self.runner is not None:
-            record(run_hangar(self.runner, work, mode, self.args))
-        if self.url is not None:
-            record(run_grpc(self.url, work, mode))
+                return replace(result, engine=result.engine + suffix)
+
+            runs.append(("(b)", run_b))
+        runner, url = self.runner, self.url
+        if runner is not None:
+            runs.append(("(c)", lambda: run_hangar(runner, work, mode, self.args)))
+        if url is not None:
+            runs.append(("(d)", lambda: run_grpc(url, work, mode)))
+        for label, run_once in runs:
+            try:
+                passes = [run_once() for _ in range(self.args.repeats)]
+            except Exception as e:  # a peer failing is reported; the run goes on
+                print(f"  {label}: failed ({type(e).__name__}: {e})")
+                continue
+            passes.sort(key=lambda r: r.seconds)
+            results.append(passes[len(passes) // 2])
+            times = ", ".join(f"{r.seconds:.2f}" for r in passes)
+            best = results[-1]
+            print(f"  {best.engine}: {best.tokens_per_s:.1f} tok/s (passes: {times} s)", flush=True)
         return results
 
 
