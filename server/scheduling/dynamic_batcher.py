@@ -14,6 +14,7 @@ from functools import partial
 from server.errors import BackendError, Cancelled, InvalidInput, Unavailable
 from server.scheduling.batch import Batch, ExecuteFn
 from server.scheduling.batch_plan import BatchingPolicy, ItemState, QueuedRequest, plan_batch
+from server.scheduling.inline_execution import QUEUE_TIMEOUT, InlineExecution
 from server.scheduling.inline_gate import InlineGate
 from server.scheduling.response_channel import ResponseChannel, deliver_all, error_response
 from server.stats import ModelStats
@@ -22,16 +23,10 @@ from server.types import InferRequest, InferResponse
 log = logging.getLogger(__name__)
 
 QUEUE_FULL = "Exceeds maximum queue size"  # Triton's wording (core scheduler_utils.cc)
-QUEUE_TIMEOUT = "Request timeout expired"
 CANCELLED_IN_QUEUE = "Request was cancelled"
-INLINE_BUDGET_NS = 2_000_000
-"""Inline executes stop after this much of one loop turn; the rest waits for the next turn, so other
-callbacks (other models' responses, new RPCs) are not starved by a burst."""
-budget_clock = time.monotonic_ns
-"""The clock INLINE_BUDGET_NS is measured on (tests replace it)."""
 
 
-class DynamicBatcher:
+class DynamicBatcher(InlineExecution):
     """A FIFO queue served by one worker thread per model instance.
 
     The event loop only appends to the queue, once per loop turn; idle instance threads form the
@@ -120,96 +115,6 @@ class DynamicBatcher:
             loop.call_soon(self._flush)
         request.cancel.on_cancel(partial(self._cancel_waiting, item))
         return channel
-
-    def _flush_inline(self, items: list[QueuedRequest]) -> bool:
-        """Execute `items` on the loop if the instance is idle; keep them for later if it is busy.
-
-        DESIGN.md decision 6 exception: a cheap model's executes run on the loop (see InlineGate).
-        False when the worker thread should take them (closed, or it has a queue to work through).
-        """
-        with self._cond:
-            backlog = self._backlog
-            if self._closed or (backlog is None and self._queued):
-                return False
-            if backlog is None and self._executing:  # the worker is finishing a batch: it flushes again
-                self._incoming[:0] = items
-                self._resume_flush = True
-                return True
-            live = [it for it in items if it.state is ItemState.PENDING]
-            for it in live:
-                it.state = ItemState.QUEUED
-            self._queued += len(live)
-            self._stats.queued(len(live))
-            if backlog is not None:  # an inline burst continues next loop turn: these run after it
-                backlog.extend(live)
-                return True
-            self._executing = 1
-        self._run_inline(deque(live))
-        return True
-
-    def _run_inline(self, pending: deque[QueuedRequest]) -> None:
-        """Execute `pending` on the loop for about INLINE_BUDGET_NS, then yield the loop: the rest
-        continues on the next loop turn (the instance stays taken), so a burst cannot stall the loop."""
-        try:
-            left = self._drain_inline(pending)
-        except BaseException:
-            self._release_instance()
-            raise
-        dropped: list[QueuedRequest] = []
-        with self._cond:
-            gate_open = self._inline is not None and self._inline.open
-            if left and gate_open and not self._closed and self._flush_loop is not None:
-                self._backlog = left
-                self._flush_loop.call_soon(self._continue_inline)
-                return
-            if left and not self._closed:  # the gate closed midway: the worker thread takes the rest
-                self._queue.extend(left)
-                if self._waiting:
-                    self._cond.notify()
-            elif left:
-                dropped = list(left)
-                for it in dropped:
-                    it.state = ItemState.DROPPED
-                self._queued -= len(dropped)
-        self._release_instance()
-        if dropped:
-            self._stats.queued(-len(dropped))
-            self._answer(dropped, Unavailable(f"model '{self._model}' is unloading"))
-
-    def _continue_inline(self) -> None:
-        with self._cond:
-            pending, self._backlog = self._backlog, None
-        if pending is not None:  # None: close() dropped the backlog meanwhile
-            self._run_inline(pending)
-
-    def _drain_inline(self, pending: deque[QueuedRequest]) -> deque[QueuedRequest]:
-        """Runs the QUEUED items of `pending` as batches on the loop until they are done, the gate closes
-        or this loop turn's budget is spent; returns those still QUEUED."""
-        assert self._inline is not None
-        started = budget_clock()
-        while pending and self._inline.open:
-            plan = plan_batch(pending, self._policy, time.monotonic_ns())
-            if plan.expired:
-                with self._cond:
-                    self._queued -= len(plan.expired)
-                self._stats.queued(-len(plan.expired))
-                self._answer(plan.expired, Unavailable(QUEUE_TIMEOUT))
-            if not plan.take:
-                break
-            with self._cond:  # a cancel from another thread may have dropped some meanwhile
-                taken = [pending.popleft() for _ in range(min(plan.take, len(pending)))]
-                taken = [it for it in taken if it.state is ItemState.QUEUED]
-                for it in taken:
-                    it.state = ItemState.RUNNING
-                self._queued -= len(taken)
-            if not taken:
-                continue
-            self._stats.queued(-len(taken))
-            for channel, response in self._run(0, taken, inline=True):
-                channel.put_nowait(response)
-            if budget_clock() - started >= INLINE_BUDGET_NS:
-                break  # at least one batch per turn, whatever the budget
-        return deque(it for it in pending if it.state is ItemState.QUEUED)
 
     def _release_instance(self) -> None:
         """A batch finished (worker or loop); reschedule a flush that waited for the instance."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from server.errors import Unavailable
-from server.scheduling import dynamic_batcher
+from server.scheduling import inline_execution
 from server.scheduling.batch import Batch
 from server.scheduling.batch_plan import BatchingPolicy
 from server.scheduling.dynamic_batcher import DynamicBatcher
@@ -86,8 +86,8 @@ def run_burst(
     monkeypatch: pytest.MonkeyPatch, policy: BatchingPolicy, count: int, cost_ns: int, budget_ns: int
 ) -> tuple[Recorder, list[InferResponse]]:
     clock, turns = FakeClock(), TurnCounter()
-    monkeypatch.setattr(dynamic_batcher, "budget_clock", clock)
-    monkeypatch.setattr(dynamic_batcher, "INLINE_BUDGET_NS", budget_ns)
+    monkeypatch.setattr(inline_execution, "budget_clock", clock)
+    monkeypatch.setattr(inline_execution, "INLINE_BUDGET_NS", budget_ns)
     recorder = Recorder(turns, clock, cost_ns)
     batcher = DynamicBatcher("m", policy, ["m_0"], recorder, ModelStats(), InlineGate("m", warmup=0))
     batcher.start()
@@ -127,8 +127,8 @@ def test_an_execute_over_the_budget_still_runs_one_batch_a_turn(monkeypatch: pyt
 
 def test_requests_arriving_mid_burst_run_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
     clock, turns = FakeClock(), TurnCounter()
-    monkeypatch.setattr(dynamic_batcher, "budget_clock", clock)
-    monkeypatch.setattr(dynamic_batcher, "INLINE_BUDGET_NS", 0)
+    monkeypatch.setattr(inline_execution, "budget_clock", clock)
+    monkeypatch.setattr(inline_execution, "INLINE_BUDGET_NS", 0)
     recorder = Recorder(turns, clock, 0)
     gate = InlineGate("m", warmup=0)
     batcher = DynamicBatcher("m", BatchingPolicy(), ["m_0"], recorder, ModelStats(), gate)
@@ -153,8 +153,8 @@ def test_requests_arriving_mid_burst_run_after_it(monkeypatch: pytest.MonkeyPatc
 
 def test_close_between_turns_fails_the_rest_of_the_burst(monkeypatch: pytest.MonkeyPatch) -> None:
     clock, turns = FakeClock(), TurnCounter()
-    monkeypatch.setattr(dynamic_batcher, "budget_clock", clock)
-    monkeypatch.setattr(dynamic_batcher, "INLINE_BUDGET_NS", 0)
+    monkeypatch.setattr(inline_execution, "budget_clock", clock)
+    monkeypatch.setattr(inline_execution, "INLINE_BUDGET_NS", 0)
     recorder = Recorder(turns, clock, 0)
     stats = ModelStats()
     batcher = DynamicBatcher("m", BatchingPolicy(), ["m_0"], recorder, stats, InlineGate("m", warmup=0))
