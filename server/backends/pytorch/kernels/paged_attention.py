@@ -3,47 +3,26 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 from pathlib import Path
 
 import torch
 
-from server.backends.pytorch.kernels.native_build import load_library
-
-log = logging.getLogger(__name__)
+from server.backends.pytorch.kernels.native_kernel import NativeKernel
 
 SOURCE = Path(__file__).with_name("paged_attention.c")
 _SYMBOLS = {torch.float32: "paged_attention_f32", torch.bfloat16: "paged_attention_bf16"}
 
 
-class PagedAttentionKernel:
+class PagedAttentionKernel(NativeKernel):
     """Every sequence's new query tokens attending to its whole context through its block table (CPU)."""
 
-    def __init__(self, library: ctypes.CDLL) -> None:
-        ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-        args = [ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, ctypes.c_float, ptr]
-        self._functions = {}
-        for dtype, name in _SYMBOLS.items():
-            fn = getattr(library, name)
-            fn.argtypes = [*args, ctypes.c_int]
-            fn.restype = ctypes.c_int
-            self._functions[dtype] = fn
-
-    @classmethod
-    def load(cls) -> PagedAttentionKernel | None:
-        """Builds (or finds the cached build of) the kernel; None when it cannot be built or loaded."""
-        library = load_library(SOURCE)
-        if library is None:
-            return None
-        try:
-            return cls(library)
-        except AttributeError as e:
-            log.warning("the native attention kernel lacks a symbol: %s", e)
-            return None
-
-    @staticmethod
-    def supports(dtype: torch.dtype, device: torch.device) -> bool:
-        return device.type == "cpu" and dtype in _SYMBOLS
+    SOURCE = SOURCE
+    SYMBOLS = _SYMBOLS
+    ARGTYPES = (
+        *(ctypes.c_void_p,) * 4, ctypes.c_int64, *(ctypes.c_void_p,) * 3, *(ctypes.c_int64,) * 6,
+        ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
+    )  # fmt: skip
+    RESTYPE = ctypes.c_int
 
     def __call__(
         self,

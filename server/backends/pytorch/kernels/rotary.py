@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 from pathlib import Path
 
 import torch
 
-from server.backends.pytorch.kernels.native_build import load_library
-
-log = logging.getLogger(__name__)
+from server.backends.pytorch.kernels.native_kernel import NativeKernel
 
 SOURCE = Path(__file__).with_name("rotary.c")
 _SYMBOLS = {torch.float32: "rotary_f32", torch.bfloat16: "rotary_bf16"}
 
 
-class RotaryKernel:
+class RotaryKernel(NativeKernel):
     """Rotates a [tokens, heads, head_dim] view in place, rows possibly strided (a slice of fused qkv):
     one pass over the data where the torch form (`x * cos + cat(-x2, x1) * sin`) makes five."""
 
-    def __init__(self, library: ctypes.CDLL) -> None:
-        ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-        self._functions = {}
-        for dtype, name in _SYMBOLS.items():
-            fn = getattr(library, name)
-            fn.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, ptr, ctypes.c_int]
-            fn.restype = None
-            self._functions[dtype] = fn
-
-    @classmethod
-    def load(cls) -> RotaryKernel | None:
-        """Builds (or finds the cached build of) the kernel; None when it cannot be built or loaded."""
-        library = load_library(SOURCE)
-        if library is None:
-            return None
-        try:
-            return cls(library)
-        except AttributeError as e:
-            log.warning("the native rotary kernel lacks a symbol: %s", e)
-            return None
-
-    @staticmethod
-    def supports(dtype: torch.dtype, device: torch.device) -> bool:
-        return device.type == "cpu" and dtype in _SYMBOLS
+    SOURCE = SOURCE
+    SYMBOLS = _SYMBOLS
+    ARGTYPES = (ctypes.c_void_p, *(ctypes.c_int64,) * 4, *(ctypes.c_void_p,) * 3, ctypes.c_int)
 
     def __call__(
         self, x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
