@@ -42,7 +42,8 @@ def build(source: Path) -> Path | None:
     if cc is None:
         log.warning("no C compiler found: native kernels are off, attention runs in torch")
         return None
-    text = source.read_bytes()
+    # the headers beside the source (shared helpers such as bf16.h) are part of what gets compiled
+    text = b"".join(p.read_bytes() for p in (source, *sorted(source.parent.glob("*.h"))))
     key = hashlib.sha256(text + " ".join((cc, *FLAGS)).encode() + _cpu_signature()).hexdigest()[:16]
     directory = cache_dir()
     target = directory / f"{source.stem}-{key}.so"

@@ -11,62 +11,39 @@
 #pragma GCC optimize("fp-contract=off")
 #pragma STDC FP_CONTRACT OFF
 #include <stdint.h>
-#include <string.h>
 
-static inline float bf16_to_f32(uint16_t x) {
-    uint32_t u = (uint32_t)x << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "bf16.h"
 
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                           /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
+static inline float load_f32(const float *p, int64_t i) { return p[i]; }
+static inline float load_bf16(const uint16_t *p, int64_t i) { return bf16_to_f32(p[i]); }
+static inline void store_f32(float *p, int64_t i, float x) { p[i] = x; }
+static inline void store_bf16(uint16_t *p, int64_t i, float x) { p[i] = f32_to_bf16(x); }
+static inline float same_f32(float x) { return x; }
+static inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
-static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
-
-void rotary_f32(float *x, int64_t tokens, int64_t row_stride, int64_t heads, int64_t dim,
-                const int64_t *positions, const float *cos, const float *sin, int threads) {
-    const int64_t half = dim / 2;
-#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * heads >= 256)
-    for (int64_t t = 0; t < tokens; t++) {
-        const float *c = cos + positions[t] * dim, *s = sin + positions[t] * dim;
-        for (int64_t h = 0; h < heads; h++) {
-            float *row = x + t * row_stride + h * dim;
-#pragma omp simd
-            for (int64_t i = 0; i < half; i++) {
-                const float x1 = row[i], x2 = row[i + half];
-                const float a1 = x1 * c[i], b1 = -x2 * s[i];
-                const float a2 = x2 * c[i + half], b2 = x1 * s[i + half];
-                row[i] = a1 + b1;
-                row[i + half] = a2 + b2;
-            }
-        }
+/* ROUND is what each torch op's result goes through in the tensor's dtype (nothing for float32). */
+#define DEFINE_ROTARY(NAME, T, LOAD, STORE, ROUND)                                                       \
+    void NAME(T *x, int64_t tokens, int64_t row_stride, int64_t heads, int64_t dim,                     \
+              const int64_t *positions, const float *cos, const float *sin, int threads) {               \
+        const int64_t half = dim / 2;                                                                    \
+        _Pragma("omp parallel for num_threads(threads) schedule(static) if (tokens * heads >= 256)")    \
+        for (int64_t t = 0; t < tokens; t++) {                                                           \
+            const float *c = cos + positions[t] * dim, *s = sin + positions[t] * dim;                    \
+            for (int64_t h = 0; h < heads; h++) {                                                        \
+                T *row = x + t * row_stride + h * dim;                                                   \
+                _Pragma("omp simd")                                                                      \
+                for (int64_t i = 0; i < half; i++) {                                                     \
+                    const float x1 = LOAD(row, i), x2 = LOAD(row, i + half);                             \
+                    const float c1 = ROUND(c[i]), s1 = ROUND(s[i]);                                      \
+                    const float c2 = ROUND(c[i + half]), s2 = ROUND(s[i + half]);                        \
+                    const float a1 = ROUND(x1 * c1), b1 = ROUND(-x2 * s1);                               \
+                    const float a2 = ROUND(x2 * c2), b2 = ROUND(x1 * s2);                                \
+                    STORE(row, i, a1 + b1);                                                              \
+                    STORE(row, i + half, a2 + b2);                                                       \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
     }
-}
 
-void rotary_bf16(uint16_t *x, int64_t tokens, int64_t row_stride, int64_t heads, int64_t dim,
-                 const int64_t *positions, const float *cos, const float *sin, int threads) {
-    const int64_t half = dim / 2;
-#pragma omp parallel for num_threads(threads) schedule(static) if (tokens * heads >= 256)
-    for (int64_t t = 0; t < tokens; t++) {
-        const float *c = cos + positions[t] * dim, *s = sin + positions[t] * dim;
-        for (int64_t h = 0; h < heads; h++) {
-            uint16_t *row = x + t * row_stride + h * dim;
-            for (int64_t i = 0; i < half; i++) {
-                const float x1 = bf16_to_f32(row[i]), x2 = bf16_to_f32(row[i + half]);
-                const float c1 = round_bf16(c[i]), s1 = round_bf16(s[i]);
-                const float c2 = round_bf16(c[i + half]), s2 = round_bf16(s[i + half]);
-                const float a1 = round_bf16(x1 * c1), b1 = round_bf16(-x2 * s1);
-                const float a2 = round_bf16(x2 * c2), b2 = round_bf16(x1 * s2);
-                row[i] = f32_to_bf16(a1 + b1);
-                row[i + half] = f32_to_bf16(a2 + b2);
-            }
-        }
-    }
-}
+DEFINE_ROTARY(rotary_f32, float, load_f32, store_f32, same_f32)
+DEFINE_ROTARY(rotary_bf16, uint16_t, load_bf16, store_bf16, round_bf16)
