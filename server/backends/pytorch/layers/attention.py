@@ -61,10 +61,11 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
         q = q.view(tokens, self.num_heads, self.head_dim)
         k = k.view(tokens, self.num_kv_heads, self.head_dim)
+        v = v.view(tokens, self.num_kv_heads, self.head_dim)
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = rotary(q), rotary(k)
-        cache.write(self.layer, meta.slot_mapping, k, v.view(tokens, self.num_kv_heads, self.head_dim))
+        cache.write(self.layer, meta.slot_mapping, k, v)
         if self.kernel is not None:
             out = self._attend_native(q, k, v, meta, cache)
         elif len(meta.groups) == 1 and meta.groups[0].token_rows is None:
@@ -80,7 +81,7 @@ class Attention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, meta: AttentionMetadata, cache: KVCache
     ) -> torch.Tensor:
         """The paged kernel for sequences with cached context or short chunks; dense causal SDPA over the
-        step's own K/V for the fresh prompts in `meta.dense_spans`."""
+        step's own K/V ([tokens, kv_heads, head_dim]) for the fresh prompts in `meta.dense_spans`."""
         assert self.kernel is not None
         seqs = meta.sequences
         if seqs is None:
@@ -91,8 +92,6 @@ class Attention(nn.Module):
                 q_starts=seqs.q_starts, q_lens=seqs.q_lens, ctx_lens=seqs.ctx_lens, window=self.window,
                 scale=self.scale,
             )  # fmt: skip
-        tokens = q.shape[0]
-        v = v.view(tokens, self.num_kv_heads, self.head_dim)
         for start, length in meta.dense_spans:
             rows = slice(start, start + length)
             out[rows] = F.scaled_dot_product_attention(
