@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tests.support.python_models import write_python_model
+from tests.support.python_models import write_marker_model
 from tests.support.server import run_cli, server_process, wait_until
 from tests.support.tensors import fp32
 
@@ -46,11 +46,7 @@ class TritonPythonModel:
 
 @pytest.fixture
 def sleepy_repo(tmp_path: Path) -> tuple[Path, Path]:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    repo = tmp_path / "repo"
-    write_python_model(repo, "sleepy", SLEEPY_CONFIG % markers, SLEEPY_CODE)
-    return repo, markers
+    return write_marker_model(tmp_path, "sleepy", SLEEPY_CONFIG, SLEEPY_CODE)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -13,7 +13,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests.support.python_models import write_python_model
+from tests.support.python_models import write_marker_model
 from tests.support.server import run_cli, server_process, wait_until
 from tests.support.tensors import fp32
 
@@ -50,11 +50,7 @@ class TritonPythonModel:
 
 @pytest.fixture
 def stuck_repo(tmp_path: Path) -> tuple[Path, Path]:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    repo = tmp_path / "repo"
-    write_python_model(repo, "stuck", STUCK_CONFIG % markers, STUCK_CODE)
-    return repo, markers
+    return write_marker_model(tmp_path, "stuck", STUCK_CONFIG, STUCK_CODE)
 
 
 def _start_stuck_request(url: str, markers: Path) -> queue.Queue[Any]:

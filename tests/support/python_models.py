@@ -34,6 +34,16 @@ def write_python_model(
     return model_dir
 
 
+def write_marker_model(directory: Path, name: str, config: str, code: str) -> tuple[Path, Path]:
+    """A repository under `directory` with one Python model whose config takes its marker directory
+    (where the model drops files to say what it is doing) through a `%s`; returns (repo, markers)."""
+    markers = directory / "markers"
+    markers.mkdir()
+    repo = directory / "repo"
+    write_python_model(repo, name, config % markers, code)
+    return repo, markers
+
+
 IDENTITY_CODE = """
 import triton_python_backend_utils as pb_utils
 
