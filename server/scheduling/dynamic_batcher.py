@@ -33,9 +33,10 @@ class DynamicBatcher(InlineExecution):
     batches, and each executed batch costs the loop one wake-up to deliver all of its responses.
     `submit` must be called from one event loop at a time.
 
-    With an `inline` gate (single instance only), requests handed over at the end of a loop turn execute
-    right there, on the event loop, if the instance is idle and the gate says the model is cheap; a burst
-    runs for about INLINE_BUDGET_NS per loop turn and continues on the next turns.
+    With an `inline` gate (single instance only), requests execute on the event loop if the instance is
+    idle and the gate says the model is cheap: the first request of a loop turn at once, inside `submit`,
+    when nothing else waits; the rest of the turn's requests as batches when the turn ends. A burst runs
+    for about INLINE_BUDGET_NS per loop turn and continues on the next turns.
     """
 
     def __init__(
@@ -109,10 +110,12 @@ class DynamicBatcher(InlineExecution):
         if self._flush_loop is not loop:  # a new loop (tests run several): hand over what an old one left
             self._flush()
             self._flush_loop = loop
-        self._incoming.append(item)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled:  # the first request of this loop turn
             self._flush_scheduled = True
             loop.call_soon(self._flush)
+            if self._inline is not None and self._execute_now(item):
+                return channel
+        self._incoming.append(item)
         request.cancel.on_cancel(partial(self._cancel_waiting, item))
         return channel
 
@@ -188,7 +191,6 @@ class DynamicBatcher(InlineExecution):
                 t.join(timeout_s)
                 if t.is_alive():
                     log.warning("instance thread %s still busy after %.0fs; leaving it", t.name, timeout_s)
-
 
     def _cancel_waiting(self, item: QueuedRequest) -> None:
         """The client cancelled: answer at once if the request has not started (any thread)."""

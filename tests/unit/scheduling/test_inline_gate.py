@@ -119,9 +119,11 @@ class ThreadRecorder:
         self.threads: list[int] = []
         self.slow = slow or set()
         self.slow_s = slow_s
+        self.batch_sizes: list[int] = []
 
     def __call__(self, batch: Batch) -> list[InferResponse | None]:
         self.threads.append(threading.get_ident())
+        self.batch_sizes.append(len(batch.requests))
         if self.slow & {r.id for r in batch.requests}:
             time.sleep(self.slow_s)  # stands in for a model that blocks
         return [
@@ -176,18 +178,43 @@ def test_cheap_model_runs_on_the_loop_until_a_slow_execute_sends_it_back_for_goo
     batcher.close()
 
 
-def test_requests_arriving_together_run_inline_as_one_batch_in_order() -> None:
+def open_inline_batcher() -> tuple[ThreadRecorder, DynamicBatcher]:
+    """A started batcher (max_batch_size 4) whose gate is open from the first request."""
     recorder = ThreadRecorder()
-    gate = InlineGate("m", warmup=0)
-    batcher = DynamicBatcher(
-        "m", BatchingPolicy(max_batch_size=4, dynamic=True), ["m_0"], recorder, ModelStats(), gate
-    )
+    policy = BatchingPolicy(max_batch_size=4, dynamic=True)
+    batcher = DynamicBatcher("m", policy, ["m_0"], recorder, ModelStats(), InlineGate("m", warmup=0))
     batcher.start()
+    return recorder, batcher
+
+
+def test_requests_arriving_together_run_inline_in_order_the_first_at_once() -> None:
+    recorder, batcher = open_inline_batcher()
 
     async def main() -> None:
         responses = await asyncio.gather(*(infer(batcher, i) for i in range(6)))
         assert [r.id for r in responses] == [str(i) for i in range(6)]
-        assert recorder.threads == [threading.get_ident()] * 2  # 4 + 2, both on the loop
+        assert recorder.threads == [threading.get_ident()] * 3  # 1 at once, then 4 + 1 at the turn's end
+        assert recorder.batch_sizes == [1, 4, 1]
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    batcher.close()
+
+
+def test_the_first_request_of_a_loop_turn_executes_inside_submit_the_next_at_the_turns_end() -> None:
+    recorder, batcher = open_inline_batcher()
+
+    async def main() -> None:
+        first = batcher.submit(request(1))
+        assert recorder.batch_sizes == [1]  # already executed: its response waits in the channel
+        second = batcher.submit(request(2))
+        assert recorder.batch_sizes == [1]  # the same turn: it waits for the turn's end
+        assert [r.id async for r in second] == ["2"]
+        assert [r.id async for r in first] == ["1"]
+        assert recorder.batch_sizes == [1, 1]
+        # the turn ended while `second` waited: the next request runs at once again
+        third = batcher.submit(request(3))
+        assert recorder.batch_sizes == [1, 1, 1]
+        assert [r.id async for r in third] == ["3"]
 
     asyncio.run(asyncio.wait_for(main(), 30))
     batcher.close()
