@@ -70,7 +70,8 @@ class Duration:
 
     def add(self, ns: int, count: int = 1) -> None:
         self.count += count
-        self.ns += max(0, ns)
+        if ns > 0:
+            self.ns += ns
 
 
 @dataclass
@@ -213,6 +214,7 @@ class ModelStats:
         self._input = Duration()
         self._infer = Duration()
         self._output = Duration()
+        self._request_durations = (self._success, self._queue, self._input, self._infer, self._output)
         self._reasons: dict[FailureReason, int] = dict.fromkeys(FailureReason, 0)
         self._inference_count = 0
         self._execution_count = 0
@@ -239,14 +241,24 @@ class ModelStats:
         with self._lock:
             self._pending += delta
 
-    def request_done(self, duration_ns: int, queue_ns: int, compute_ns: tuple[int, int, int]) -> None:
-        """A request succeeded; `duration_ns` covers the whole request (a whole stream when streaming)."""
+    def request_done(
+        self,
+        duration_ns: int,
+        queue_ns: int,
+        compute_ns: tuple[int, int, int],
+        first_response_ms: float | None = None,
+    ) -> None:
+        """A request succeeded; `duration_ns` covers the whole request (a whole stream when streaming).
+
+        `first_response_ms`: its time to first response, when that was not recorded on its own before.
+        """
         with self._lock:
-            self._success.add(duration_ns)
-            self._queue.add(queue_ns)
-            self._input.add(compute_ns[0])
-            self._infer.add(compute_ns[1])
-            self._output.add(compute_ns[2])
+            if first_response_ms is not None:
+                self._hist[HistogramKind.FIRST_RESPONSE_MS].observe(first_response_ms)
+            for d, ns in zip(self._request_durations, (duration_ns, queue_ns, *compute_ns), strict=True):
+                d.count += 1  # Duration.add inline: this runs for every request
+                if ns > 0:
+                    d.ns += ns
             self._inference_count += 1
             self._last_ms = int(time.time() * 1000)
 
@@ -260,7 +272,9 @@ class ModelStats:
         """One model execution (a batch of `batch_size` requests)."""
         with self._lock:
             self._execution_count += 1
-            b = self._batches.setdefault(batch_size, BatchStats())
+            b = self._batches.get(batch_size)
+            if b is None:
+                b = self._batches[batch_size] = BatchStats()
             b.compute_input.add(input_ns)
             b.compute_infer.add(infer_ns)
             b.compute_output.add(output_ns)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -106,9 +107,12 @@ _NUMPY_ITEMSIZE = {dt: np.dtype(n).itemsize for dt, n in _NUMPY.items() if dt is
 _FROM_NUMPY = {np.dtype(n): dt for dt, n in _NUMPY.items() if dt not in (DataType.BYTES, DataType.BF16)}
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """A named tensor. BYTES data is a numpy object array of `bytes`; BF16 data holds uint16 bit patterns."""
+class Tensor(NamedTuple):
+    """A named tensor. BYTES data is a numpy object array of `bytes`; BF16 data holds uint16 bit patterns.
+
+    Immutable like a frozen dataclass, but a NamedTuple: several are built for every request, and a
+    tuple is built in half the time.
+    """
 
     name: str
     datatype: DataType
@@ -125,6 +129,8 @@ class Tensor:
 
 class CancelToken:
     """Set once when the client cancels; backends poll `is_cancelled` or register callbacks."""
+
+    __slots__ = ("_callbacks", "_cancelled", "_lock")
 
     def __init__(self) -> None:
         # A plain flag, not a threading.Event: one token is made per request, and nobody waits on it.
@@ -153,7 +159,7 @@ class CancelToken:
         callback()
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestTimes:
     """Monotonic nanosecond timestamps of a request's phases (0 = not reached); feeds stats and traces."""
 
@@ -176,7 +182,7 @@ class RequestUsage:
     """One of: stop (EOS or a stop word), length (max tokens), cancelled, error."""
 
 
-@dataclass
+@dataclass(slots=True)
 class InferRequest:
     """One inference request after validation: inputs by name, requested outputs (None = all)."""
 
@@ -194,7 +200,7 @@ class InferRequest:
     """Set by LLM backends before their final response; read by stats, traces and logs."""
 
 
-@dataclass
+@dataclass(slots=True)
 class InferResponse:
     """One response of a request; decoupled models produce several, the last with `final=True`.
 

@@ -62,7 +62,9 @@ class InferHandler:
         try:
             if handle.config.decoupled:
                 raise decoupled_refusal(handle.name)
-            request = prepare(handle, message, context if self._observer is not None else None)
+            observer = self._observer
+            traced = observer is not None and observer.wants_trace_context()
+            request = prepare(handle, message, context if traced else None)
         except Exception:
             request_accounting.rejected(handle)
             handle.release()
@@ -81,9 +83,7 @@ class InferHandler:
                     result = response
             if result is None:
                 raise BackendError(f"model '{handle.name}' version {handle.version} produced no response")
-            message = response_to_pb(stamp(result, handle, request))  # an unencodable output fails here
-            request_accounting.first_response(handle, request)
-            return message
+            return response_to_pb(stamp(result, handle, request))  # an unencodable output fails here
         except asyncio.CancelledError as e:  # the client cancelled the call
             request.cancel.cancel()
             error = e

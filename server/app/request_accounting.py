@@ -70,18 +70,30 @@ def finish(
     observer: RequestObserver | None,
     reached_backend: bool = True,
 ) -> None:
-    """Records the outcome once per request; the duration runs from receipt to the last response."""
+    """Records the outcome once per request; the duration runs from receipt to the last response.
+
+    A request answered now, whose first response was not marked on its own (a unary one), has its time
+    to first response recorded here, under the same lock.
+    """
     times = request.times
-    duration = time.monotonic_ns() - times.received_ns
+    now = time.monotonic_ns()
+    duration = now - times.received_ns
     if error is None:
-        handle.stats.request_done(
+        first_ms = None
+        if responses and not times.first_response_ns:
+            times.first_response_ns = now
+            first_ms = duration / 1e6
+        queue, start, input_end = times.queue_start_ns, times.compute_start_ns, times.compute_input_end_ns
+        output_start, end = times.compute_output_start_ns, times.compute_end_ns
+        handle.stats.request_done(  # unset (0) times give spans <= 0, which count as 0
             duration,
-            _span(times.queue_start_ns, times.compute_start_ns),
+            start - queue if queue else 0,
             (
-                _span(times.compute_start_ns, times.compute_input_end_ns),
-                _span(times.compute_input_end_ns, times.compute_output_start_ns),
-                _span(times.compute_output_start_ns, times.compute_end_ns),
+                input_end - start if start else 0,
+                output_start - input_end if input_end else 0,
+                end - output_start if output_start else 0,
             ),
+            first_ms,
         )
     else:
         handle.stats.request_failed(duration, failure_reason(error, reached_backend))

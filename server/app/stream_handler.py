@@ -115,7 +115,9 @@ class StreamSession:
             return
         slot = None if handle.config.decoupled else self._new_slot()
         try:
-            request = prepare(handle, message, self._context if self._observer is not None else None)
+            observer = self._observer
+            traced = observer is not None and observer.wants_trace_context()
+            request = prepare(handle, message, self._context if traced else None)
         except Exception as e:
             request_accounting.rejected(handle)
             handle.release()

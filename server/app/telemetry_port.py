@@ -26,6 +26,11 @@ class RequestObserver(Protocol):
         self, request: InferRequest, model_version: int, responses: int, error: BaseException | None
     ) -> None: ...
 
+    def wants_trace_context(self) -> bool:
+        """Whether `request_finished` would read `request.trace_context` now (asked once per request:
+        reading the call's metadata costs microseconds, wasted while nothing is traced or logged)."""
+        ...
+
 
 class SettingsService(Protocol):
     """The TraceSetting and LogSettings RPCs in domain types (no protobuf crosses this seam).

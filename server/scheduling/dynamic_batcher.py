@@ -62,7 +62,8 @@ class DynamicBatcher(InlineExecution):
         self._policy = policy
         self._execute = execute
         self._stats = stats
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # holding it holds _cond, without Condition's Python wrappers
+        self._cond = threading.Condition(self._lock)
         self._queue: deque[QueuedRequest] = deque()
         self._queued = 0  # QUEUED requests (the deque also holds dropped ones until they reach its head)
         self._waiting = 0  # instance threads blocked in wait()
@@ -121,7 +122,7 @@ class DynamicBatcher(InlineExecution):
 
     def _release_instance(self) -> None:
         """A batch finished (worker or loop); reschedule a flush that waited for the instance."""
-        with self._cond:
+        with self._lock:
             self._executing -= 1
             resume = self._resume_flush and not self._executing
             self._resume_flush = self._resume_flush and not resume
@@ -154,7 +155,7 @@ class DynamicBatcher(InlineExecution):
         inline = self._inline
         if inline is not None and (inline.open or self._backlog is not None) and self._flush_inline(items):
             return
-        with self._cond:
+        with self._lock:
             live = [it for it in items if it.state is ItemState.PENDING]
             closed = self._closed
             for it in live:
@@ -170,7 +171,7 @@ class DynamicBatcher(InlineExecution):
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the instance threads after their current batch; requests still queued fail Unavailable."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             left = [it for it in self._queue if it.state is ItemState.QUEUED]
             if self._backlog is not None:  # between two inline loop turns: nothing executes right now
@@ -194,7 +195,7 @@ class DynamicBatcher(InlineExecution):
 
     def _cancel_waiting(self, item: QueuedRequest) -> None:
         """The client cancelled: answer at once if the request has not started (any thread)."""
-        with self._cond:
+        with self._lock:
             state = item.state
             if state is not ItemState.PENDING and state is not ItemState.QUEUED:
                 return
@@ -228,7 +229,7 @@ class DynamicBatcher(InlineExecution):
 
     def _next_batch(self) -> list[QueuedRequest] | None:
         """Block until a batch is due; None once closed."""
-        with self._cond:
+        with self._lock:
             while True:
                 if self._closed:
                     return None

@@ -36,6 +36,7 @@ class InlineExecution:
     _model: str
     _policy: BatchingPolicy
     _stats: ModelStats
+    _lock: threading.Lock
     _cond: threading.Condition
     _queue: deque[QueuedRequest]
     _queued: int
@@ -64,7 +65,7 @@ class InlineExecution:
         gate = self._inline
         if gate is None or not gate.open or self._incoming:
             return False
-        with self._cond:
+        with self._lock:
             if self._closed or self._executing or self._queued or self._backlog is not None:
                 return False
             self._executing = 1
@@ -83,7 +84,7 @@ class InlineExecution:
         DESIGN.md decision 6 exception: a cheap model's executes run on the loop (see InlineGate).
         False when the worker thread should take them (closed, or it has a queue to work through).
         """
-        with self._cond:
+        with self._lock:
             backlog = self._backlog
             if self._closed or (backlog is None and self._queued):
                 return False
@@ -112,7 +113,7 @@ class InlineExecution:
             self._release_instance()
             raise
         dropped: list[QueuedRequest] = []
-        with self._cond:
+        with self._lock:
             gate_open = self._inline is not None and self._inline.open
             if left and gate_open and not self._closed and self._flush_loop is not None:
                 self._backlog = left
@@ -133,7 +134,7 @@ class InlineExecution:
             self._answer(dropped, Unavailable(f"model '{self._model}' is unloading"))
 
     def _continue_inline(self) -> None:
-        with self._cond:
+        with self._lock:
             pending, self._backlog = self._backlog, None
         if pending is not None:  # None: close() dropped the backlog meanwhile
             self._run_inline(pending)
@@ -146,13 +147,13 @@ class InlineExecution:
         while pending and self._inline.open:
             plan = plan_batch(pending, self._policy, time.monotonic_ns())
             if plan.expired:
-                with self._cond:
+                with self._lock:
                     self._queued -= len(plan.expired)
                 self._stats.queued(-len(plan.expired))
                 self._answer(plan.expired, Unavailable(QUEUE_TIMEOUT))
             if not plan.take:
                 break
-            with self._cond:  # a cancel from another thread may have dropped some meanwhile
+            with self._lock:  # a cancel from another thread may have dropped some meanwhile
                 taken = [pending.popleft() for _ in range(min(plan.take, len(pending)))]
                 taken = [it for it in taken if it.state is ItemState.QUEUED]
                 for it in taken:

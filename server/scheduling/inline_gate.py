@@ -7,7 +7,9 @@ executions, all on the worker thread, show the model is cheap, and it closes for
 execute on the loop (a model that blocks, or simply is not as cheap as it looked), or once executes on
 the loop are slow on average. Pauses the model is not to blame for do not count: garbage collection,
 and executes during which the OS preempted the thread (a busy machine); the one-off limit also sits well
-above a GIL hand-off (5 ms switch interval), so noise alone does not close the gate.
+above a GIL hand-off (5 ms switch interval), so noise alone does not close the gate. Preemptions cost two
+system calls to count, so only executes after a suspiciously slow one are counted: a slow execute
+nobody counted closes nothing, it makes the gate count the next ones, and a counted slow one decides.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class InlineGate:
             gc.callbacks.append(GC_CLOCK)
         self.closed = False
         """True once an execute on the loop was slow: every later execute stays on the worker thread."""
+        self._verifying = False  # an uncounted execute on the loop was slow: count preemptions of the next
 
     @property
     def open(self) -> bool:
@@ -126,29 +129,33 @@ class InlineGate:
 
     def begin(self, inline: bool) -> tuple[int, int, int]:
         """Start measuring one execute; pass the result to `end`."""
-        # CPU time only on worker threads: on the loop the wall time is what counts (and is cheaper)
-        extra = _preemptions() if inline else time.thread_time_ns()
-        return time.monotonic_ns(), GC_CLOCK.total_ns, extra
+        # CPU time only on worker threads: on the loop the wall time is what counts (and is cheaper);
+        # preemptions only while verifying a slow execute (-1: not counted)
+        if not inline:
+            return time.monotonic_ns(), GC_CLOCK.total_ns, time.thread_time_ns()
+        return time.monotonic_ns(), GC_CLOCK.total_ns, _preemptions() if self._verifying else -1
 
     def end(self, mark: tuple[int, int, int], requests: int, inline: bool) -> None:
         """Finish measuring an execute of `requests` requests begun with `begin(inline)`."""
         gc_ns = GC_CLOCK.total_ns - mark[1]
         wall = time.monotonic_ns() - mark[0] - gc_ns
         if inline:
-            self.record(wall, wall, requests, inline=True, preempted=_preemptions() != mark[2])
+            preempted = None if mark[2] < 0 else _preemptions() != mark[2]
+            self.record(wall, wall, requests, inline=True, preempted=preempted)
         else:
             cpu = max(0, time.thread_time_ns() - mark[2] - gc_ns)
             self.record(cpu, wall, requests, inline=False)
 
     def record(
-        self, cost_ns: int, wall_ns: int, requests: int, inline: bool, preempted: bool = False
+        self, cost_ns: int, wall_ns: int, requests: int, inline: bool, preempted: bool | None = False
     ) -> None:
         """One execute's cost and wall time (without garbage collection pauses).
 
         The cost per request feeds the average that opens the gate: on a worker thread it is the
         thread's CPU time (its wall time also counts waits for the GIL, which say nothing about the
         model); on the loop it is the wall time, what the loop lost. Executes on the loop also work
-        the valve, unless the OS preempted the thread meanwhile (a busy machine, not a slow model).
+        the valve, unless the OS preempted the thread meanwhile (a busy machine, not a slow model);
+        `preempted` None: nobody counted, so a slow execute only makes the gate count the next ones.
         """
         self._samples += 1
         cost = cost_ns / max(1, requests)
@@ -161,14 +168,18 @@ class InlineGate:
         if not inline or self.closed or preempted:
             return
         per_request = wall_ns / max(1, requests)
-        if not self._wall_ewma_ns:
-            self._wall_ewma_ns = per_request
-        else:
-            self._wall_ewma_ns += (per_request - self._wall_ewma_ns) * _WALL_ALPHA
+        ewma = self._wall_ewma_ns
+        ewma = per_request if not ewma else ewma + (per_request - ewma) * _WALL_ALPHA
+        slow = wall_ns > self._valve_ns or ewma > self._wall_limit_ns
+        if slow and preempted is None:
+            self._verifying = True  # not counted: the next executes are, and decide
+            return
+        self._wall_ewma_ns = ewma
+        self._verifying = False  # counted: a fast execute clears the suspicion, a slow one closes
         if wall_ns > self._valve_ns:
             self._close(f"an execute on the event loop took {wall_ns / 1e6:.1f} ms")
-        elif self._wall_ewma_ns > self._wall_limit_ns:
-            self._close(f"executes on the event loop took {self._wall_ewma_ns / 1e6:.1f} ms on average")
+        elif ewma > self._wall_limit_ns:
+            self._close(f"executes on the event loop took {ewma / 1e6:.1f} ms on average")
 
     def _close(self, why: str) -> None:
         self.closed = True

@@ -33,6 +33,9 @@ class TraceObserver:
     def __init__(self, tracer: RequestTracer) -> None:
         self.tracer = tracer
 
+    def wants_trace_context(self) -> bool:
+        return self.tracer.enabled or access_log.isEnabledFor(logging.DEBUG)
+
     def request_finished(
         self, request: InferRequest, model_version: int, responses: int, error: BaseException | None
     ) -> None:

@@ -51,7 +51,9 @@ class ModelInstance:
         return inspect.iscoroutinefunction(getattr(self._model, "execute", None))
 
     def execute(self, requests: list[Any]) -> Any:
-        return self._wait(self._model.execute(requests))
+        result = self._model.execute(requests)
+        # a list is the common answer: skip the (slow, ABC-based) awaitable check for it
+        return result if result.__class__ is list else self._wait(result)
 
     def finalize(self) -> None:
         """Call the model's `finalize()`; a failure there is logged, never raised."""

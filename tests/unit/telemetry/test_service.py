@@ -121,11 +121,26 @@ def test_observer_traces_a_finished_request() -> None:
     tracer = RequestTracer(TraceConfig(level=TraceLevel.TIMESTAMPS, rate=1), SimpleSpanProcessor(exporter))
     request = InferRequest("llm", "", "r9", {}, times=RequestTimes(compute_start_ns=1, compute_end_ns=2))
     request.usage = RequestUsage(3, 2, "stop")
-    TraceObserver(tracer).request_finished(request, 5, 2, None)
+    observer = TraceObserver(tracer)
+    assert observer.wants_trace_context()
+    observer.request_finished(request, 5, 2, None)
     names = {s.name: s for s in exporter.get_finished_spans()}
     assert set(names) == {"InferRequest", "llm", "compute"}
     attributes = names["llm"].attributes or {}
     assert attributes["triton.model_version"] == "5" and attributes["hangar.response_count"] == 2
+
+
+def test_observer_reads_no_trace_headers_while_nothing_is_traced_or_logged() -> None:
+    observer = TraceObserver(RequestTracer(TraceConfig()))  # tracing off
+    logger = logging.getLogger("server.telemetry.requests")
+    level = logger.level
+    try:
+        logger.setLevel(logging.INFO)  # no access log
+        assert not observer.wants_trace_context()
+        logger.setLevel(logging.DEBUG)
+        assert observer.wants_trace_context()
+    finally:
+        logger.setLevel(level)
 
 
 def test_settings_service_and_logging_setup() -> None:
@@ -150,6 +165,7 @@ def test_verbose_access_log_carries_request_and_trace_ids() -> None:
     settings = LogSettings(LogConfig(verbose=1, format=LogFormat.JSON), logger=logger, stream=stream)
     try:
         observer = TraceObserver(RequestTracer(TraceConfig()))  # tracing off: the client's trace id is used
+        assert observer.wants_trace_context()  # the access log names the client's trace
         request = InferRequest("llm", "", "r-42", {})
         request.trace_context = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}
         request.usage = RequestUsage(5, 7, "length")
