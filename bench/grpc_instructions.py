@@ -64,7 +64,8 @@ def instructions_per_request(server_args: list[str], model: str, requests: int, 
         asyncio.run(send(server.url, model, requests))
         subprocess.run([*control, "--dump", str(server.pid)], check=True, capture_output=True)
         subprocess.run([*control, "--instr=off", str(server.pid)], check=True, capture_output=True)
-    counted = [int(m.group(1)) for f in out.glob(f"{dump.name}*") for m in _TOTALS.finditer(f.read_text())]
+    dumps = [dump, *out.glob(f"{dump.name}.*")]  # the requested dump is <file>.1, the exit one <file>
+    counted = [int(m.group(1)) for f in dumps if f.exists() for m in _TOTALS.finditer(f.read_text())]
     if not counted or max(counted) == 0:
         raise RuntimeError(f"callgrind counted nothing for {model} (dumps: {sorted(out.iterdir())})")
     return max(counted) / requests
