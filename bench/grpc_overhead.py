@@ -131,12 +131,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def child_server(args: list[str], timeout_s: float = 180.0) -> Iterator[Child]:
-    """Starts a server process and yields its address and pid once it logs that it listens."""
+def child_server(
+    args: list[str], timeout_s: float = 180.0, cpus: set[int] | None = None
+) -> Iterator[Child]:
+    """Starts a server process (on `cpus` only, if given) and yields its address and pid once it logs
+    that it listens."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=pin,
+    )  # fmt: skip
     lines: list[str] = []
     try:
         deadline = time.monotonic() + timeout_s
@@ -252,11 +257,16 @@ def run(args: argparse.Namespace) -> list[Result]:
     levels = [int(c) for c in args.concurrency.split(",")]
     samples: dict[tuple[str, str, int], list[Result]] = {}
     repo_models = [m for m in models if m != "inline"]
+    servers, client = pinning(args.pin)
     with (
-        child_server([sys.executable, __file__, "--bare-server", "--bare-loop", args.bare_loop]) as bare,
-        child_server(hangar_args(repo, repo_models)) as hangar,
-        child_server([sys.executable, __file__, "--inline-server"]) as inline,
+        child_server(
+            [sys.executable, __file__, "--bare-server", "--bare-loop", args.bare_loop], cpus=servers
+        ) as bare,
+        child_server(hangar_args(repo, repo_models), cpus=servers) as hangar,
+        child_server([sys.executable, __file__, "--inline-server"], cpus=servers) as inline,
     ):
+        if client:
+            os.sched_setaffinity(0, client)
         for _ in range(rounds):  # alternate servers so drift in machine load hits both alike
             for model in models:
                 for c in levels:
@@ -269,6 +279,17 @@ def run(args: argparse.Namespace) -> list[Result]:
                         r.model = model
                         samples.setdefault((name, model, c), []).append(r)
     return [_median(v) for v in samples.values()]
+
+
+def pinning(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(server CPUs, client CPUs): with --pin, the last CPU for the servers and the rest for the client,
+    so the client never takes the server's core and a server's throughput is bound by its own cost."""
+    if not pin:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    return {cpus[-1]}, set(cpus[:-1])
 
 
 def _median(results: list[Result]) -> Result:
@@ -305,6 +326,11 @@ def main() -> int:
         default="asyncio",
         help="the bare server's event loop (Hangar runs on its default, --event-loop auto: uvloop)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on the last CPU, the client on the others (Linux): steadier on a small machine",
+    )
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inline-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -319,6 +345,9 @@ def main() -> int:
         return 0
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, tempdir {tempfile.gettempdir()}")
     print(f"bare server on {args.bare_loop}; Hangar on its default event loop (--event-loop auto)")
+    if args.pin:
+        servers, client = pinning(True)
+        print(f"pinned: servers on CPU {sorted(servers or ())}, client on CPUs {sorted(client or ())}")
     report(run(args))
     return 0
 
