@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     ):
         if client:
             os.sched_setaffinity(0, client)
+            print(f"pinned: servers on CPUs {sorted(servers or ())}, client on CPUs {sorted(client)}")
         for _ in range(rounds):  # alternate servers so drift in machine load hits both alike
             for model in models:
                 for c in levels:
@@ -345,9 +346,6 @@ def main() -> int:
         return 0
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, tempdir {tempfile.gettempdir()}")
     print(f"bare server on {args.bare_loop}; Hangar on its default event loop (--event-loop auto)")
-    if args.pin:
-        servers, client = pinning(True)
-        print(f"pinned: servers on CPU {sorted(servers or ())}, client on CPUs {sorted(client or ())}")
     report(run(args))
     return 0
 

@@ -214,7 +214,6 @@ class ModelStats:
         self._input = Duration()
         self._infer = Duration()
         self._output = Duration()
-        self._request_durations = (self._success, self._queue, self._input, self._infer, self._output)
         self._reasons: dict[FailureReason, int] = dict.fromkeys(FailureReason, 0)
         self._inference_count = 0
         self._execution_count = 0
@@ -255,10 +254,11 @@ class ModelStats:
         with self._lock:
             if first_response_ms is not None:
                 self._hist[HistogramKind.FIRST_RESPONSE_MS].observe(first_response_ms)
-            for d, ns in zip(self._request_durations, (duration_ns, queue_ns, *compute_ns), strict=True):
-                d.count += 1  # Duration.add inline: this runs for every request
-                if ns > 0:
-                    d.ns += ns
+            self._success.add(duration_ns)
+            self._queue.add(queue_ns)
+            self._input.add(compute_ns[0])
+            self._infer.add(compute_ns[1])
+            self._output.add(compute_ns[2])
             self._inference_count += 1
             self._last_ms = int(time.time() * 1000)
 

@@ -34,10 +34,16 @@ def decoupled_refusal(model: str) -> Unsupported:
     )
 
 
-def prepare(handle: ModelHandle, message: Any, context: grpc.aio.ServicerContext | None) -> InferRequest:
-    """Decodes and validates one ModelInferRequest against the handle's config."""
+def prepare(
+    handle: ModelHandle,
+    message: Any,
+    context: grpc.aio.ServicerContext,
+    observer: RequestObserver | None,
+) -> InferRequest:
+    """Decodes and validates one ModelInferRequest against the handle's config; the call's trace headers
+    are read only when `observer` will use them (reading metadata costs microseconds per request)."""
     request = validate_request(request_from_pb(message), handle.config)
-    if context is not None:
+    if observer is not None and observer.wants_trace_context():
         request.trace_context = trace_context(context)
     return request
 
@@ -62,9 +68,7 @@ class InferHandler:
         try:
             if handle.config.decoupled:
                 raise decoupled_refusal(handle.name)
-            observer = self._observer
-            traced = observer is not None and observer.wants_trace_context()
-            request = prepare(handle, message, context if traced else None)
+            request = prepare(handle, message, context, self._observer)
         except Exception:
             request_accounting.rejected(handle)
             handle.release()

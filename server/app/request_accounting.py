@@ -83,15 +83,13 @@ def finish(
         if responses and not times.first_response_ns:
             times.first_response_ns = now
             first_ms = duration / 1e6
-        queue, start, input_end = times.queue_start_ns, times.compute_start_ns, times.compute_input_end_ns
-        output_start, end = times.compute_output_start_ns, times.compute_end_ns
-        handle.stats.request_done(  # unset (0) times give spans <= 0, which count as 0
+        handle.stats.request_done(
             duration,
-            start - queue if queue else 0,
+            _span(times.queue_start_ns, times.compute_start_ns),
             (
-                input_end - start if start else 0,
-                output_start - input_end if input_end else 0,
-                end - output_start if output_start else 0,
+                _span(times.compute_start_ns, times.compute_input_end_ns),
+                _span(times.compute_input_end_ns, times.compute_output_start_ns),
+                _span(times.compute_output_start_ns, times.compute_end_ns),
             ),
             first_ms,
         )

@@ -115,9 +115,7 @@ class StreamSession:
             return
         slot = None if handle.config.decoupled else self._new_slot()
         try:
-            observer = self._observer
-            traced = observer is not None and observer.wants_trace_context()
-            request = prepare(handle, message, self._context if traced else None)
+            request = prepare(handle, message, self._context, self._observer)
         except Exception as e:
             request_accounting.rejected(handle)
             handle.release()

@@ -25,8 +25,6 @@ _DECODE: dict[str, tuple[DataType, np.dtype, int]] = {
     dt.value: (dt, dt.numpy_dtype, dt.itemsize) for dt in DataType
 }
 _API_NAMES = {dt: dt.value for dt in DataType}
-# Datatype -> the numpy dtype whose bytes are already the wire form (not BYTES: length-prefixed).
-_WIRE_DTYPES: dict[DataType, np.dtype] = {dt: dt.numpy_dtype for dt in DataType if dt is not DataType.BYTES}
 _SHM_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 _NO_SHM = "which this server does not serve"
 _VERSION = re.compile(r"-?[0-9]{1,18}")
@@ -138,12 +136,10 @@ def response_to_pb(response: InferResponse) -> pb.ModelInferResponse:
     )
     if response.parameters:
         params_to_pb(response.parameters, msg.parameters)
-    raw, add = msg.raw_output_contents, msg.outputs.add
+    raw = msg.raw_output_contents
     for tensor in response.outputs:
-        data = tensor.data
-        add(name=tensor.name, datatype=_API_NAMES[tensor.datatype], shape=data.shape)
-        # the common case inline: native numeric data as it is; encode_raw converts everything else
-        raw.append(data.tobytes() if data.dtype is _WIRE_DTYPES.get(tensor.datatype) else encode_raw(tensor))
+        msg.outputs.add(name=tensor.name, datatype=_API_NAMES[tensor.datatype], shape=tensor.data.shape)
+        raw.append(encode_raw(tensor))
     return msg
 
 

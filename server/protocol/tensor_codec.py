@@ -183,6 +183,9 @@ def encode_raw(tensor: Tensor) -> bytes:
     dtype, data = tensor.datatype, tensor.data
     if dtype is DataType.BYTES:
         return serialize_bytes(data)
+    want = _NUMPY[dtype]
+    if data.dtype is want:  # the common case (native numeric data): its bytes are the wire form
+        return data.tobytes()
     if dtype is DataType.BF16 and data.dtype != np.uint16:
         # Float values are rounded to bfloat16; a 2-byte non-numeric dtype (ml_dtypes.bfloat16) is
         # already bfloat16 and only needs viewing as its bit patterns.
@@ -190,7 +193,6 @@ def encode_raw(tensor: Tensor) -> bytes:
             data = _bf16_bits(data)
         elif data.dtype.itemsize == 2:
             data = data.view(np.uint16)
-    want = _NUMPY[dtype]
     if data.dtype != want:
         data = data.astype(want)
     return data.tobytes()

@@ -51,9 +51,7 @@ class ModelInstance:
         return inspect.iscoroutinefunction(getattr(self._model, "execute", None))
 
     def execute(self, requests: list[Any]) -> Any:
-        result = self._model.execute(requests)
-        # a list is the common answer: skip the (slow, ABC-based) awaitable check for it
-        return result if result.__class__ is list else self._wait(result)
+        return self._wait(self._model.execute(requests))
 
     def finalize(self) -> None:
         """Call the model's `finalize()`; a failure there is logged, never raised."""
@@ -67,7 +65,8 @@ class ModelInstance:
             self._close()
 
     def _wait(self, result: Any) -> Any:
-        if not inspect.isawaitable(result):
+        # a list (execute's usual answer) skips the slow, ABC-based awaitable check
+        if result.__class__ is list or not inspect.isawaitable(result):
             return result
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
