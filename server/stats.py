@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import bisect
 import enum
-import itertools
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.errors import ConfigError
+from server.histograms import (
+    DEFAULT_BUCKETS,
+    Histogram,
+    HistogramKind,
+    HistogramSnapshot,
+    first_response_buckets,
+)
 
 
 class FailureReason(enum.Enum):
@@ -32,33 +35,6 @@ class ResponseOutcome(enum.Enum):
     EMPTY = "empty_response"
     """The final flag alone, without outputs."""
     CANCEL = "cancel"
-
-
-class HistogramKind(enum.Enum):
-    """The per-request distributions a model version keeps (the name ends in the unit observed)."""
-
-    FIRST_RESPONSE_MS = "first_response_ms"
-    """Time to first response of every request (Triton's nv_inference_first_response_histogram_ms)."""
-    TIME_TO_FIRST_TOKEN_S = "time_to_first_token_s"
-    TIME_PER_OUTPUT_TOKEN_S = "time_per_output_token_s"
-    E2E_LATENCY_S = "e2e_latency_s"
-    INPUT_TOKENS = "input_tokens"
-    OUTPUT_TOKENS = "output_tokens"
-
-
-FIRST_RESPONSE_FAMILY = "nv_inference_first_response_histogram_ms"
-DEFAULT_BUCKETS: dict[HistogramKind, tuple[float, ...]] = {
-    HistogramKind.FIRST_RESPONSE_MS: (100.0, 500.0, 2000.0, 5000.0),  # Triton's defaults
-    HistogramKind.TIME_TO_FIRST_TOKEN_S: (
-        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    ),
-    HistogramKind.TIME_PER_OUTPUT_TOKEN_S: (
-        0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
-    ),
-    HistogramKind.E2E_LATENCY_S: (0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0),
-    HistogramKind.INPUT_TOKENS: (10.0, 50.0, 100.0, 500.0, 1000.0),  # TRT-LLM backend's token buckets
-    HistogramKind.OUTPUT_TOKENS: (10.0, 50.0, 100.0, 500.0, 1000.0),
-}
 
 
 @dataclass
@@ -81,6 +57,26 @@ class BatchStats:
     compute_input: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     compute_output: Duration = field(default_factory=Duration)
+
+    def copy(self) -> BatchStats:
+        return BatchStats(*(Duration(d.count, d.ns) for d in (
+            self.compute_input, self.compute_infer, self.compute_output
+        )))  # fmt: skip
+
+    def add(self, input_ns: int, infer_ns: int, output_ns: int) -> None:
+        """One execution, or one request's compute (written out: this runs for every request)."""
+        d = self.compute_input
+        d.count += 1
+        if input_ns > 0:
+            d.ns += input_ns
+        d = self.compute_infer
+        d.count += 1
+        if infer_ns > 0:
+            d.ns += infer_ns
+        d = self.compute_output
+        d.count += 1
+        if output_ns > 0:
+            d.ns += output_ns
 
 
 @dataclass
@@ -116,71 +112,6 @@ class ResponseStats:
         )))  # fmt: skip
 
 
-@dataclass(frozen=True)
-class HistogramSnapshot:
-    """A cumulative histogram: `counts[i]` observations fell in (bounds[i-1], bounds[i]]; the last is +Inf."""
-
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]
-    sum: float
-    count: int
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """(upper bound, observations <= bound) pairs ending with (+Inf, count), as Prometheus wants."""
-        out: list[tuple[float, int]] = []
-        running = 0
-        for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
-            running += n
-            out.append((bound, running))
-        return out
-
-
-class Histogram:
-    """Fixed upper bounds, cumulative since creation; not locked itself (ModelStats holds the lock)."""
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = validate_buckets(bounds, "histogram")
-        self._counts = [0] * (len(self.bounds) + 1)
-        self._sum = 0.0
-        self._count = 0
-
-    def observe(self, value: float) -> None:
-        self._counts[bisect.bisect_left(self.bounds, value)] += 1
-        self._sum += value
-        self._count += 1
-
-    def snapshot(self) -> HistogramSnapshot:
-        return HistogramSnapshot(self.bounds, tuple(self._counts), self._sum, self._count)
-
-
-def validate_buckets(bounds: Sequence[Any], where: str) -> tuple[float, ...]:
-    try:
-        out = tuple(float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: buckets must be numbers, got {list(bounds)!r}") from None
-    if not out or any(not math.isfinite(b) for b in out) or any(a >= b for a, b in itertools.pairwise(out)):
-        raise ConfigError(f"{where}: buckets must be finite and strictly increasing, got {list(bounds)!r}")
-    return out
-
-
-def first_response_buckets(model_metrics: Mapping[str, Any]) -> tuple[float, ...]:
-    """TTFT buckets from config.pbtxt `model_metrics` (metric_control / histogram_options), else Triton's."""
-    buckets = DEFAULT_BUCKETS[HistogramKind.FIRST_RESPONSE_MS]
-    unknown = set(model_metrics) - {"metric_control"}
-    if unknown:
-        raise ConfigError(f"model_metrics: unknown field(s) {sorted(unknown)} (known: metric_control)")
-    for control in model_metrics.get("metric_control", ()):
-        family = (control.get("metric_identifier") or {}).get("family", "")
-        if family != FIRST_RESPONSE_FAMILY:
-            raise ConfigError(
-                f"model_metrics: metric family '{family}' has no options to set "
-                f"(only {FIRST_RESPONSE_FAMILY} takes histogram_options)"
-            )
-        options = control.get("histogram_options") or {}
-        buckets = validate_buckets(options.get("buckets", ()), f"model_metrics {family}")
-    return buckets
-
-
 @dataclass
 class StatsSnapshot:
     """A consistent copy of ModelStats, for exporters; durations in ns."""
@@ -211,9 +142,7 @@ class ModelStats:
         self._success = Duration()
         self._fail = Duration()
         self._queue = Duration()
-        self._input = Duration()
-        self._infer = Duration()
-        self._output = Duration()
+        self._compute = BatchStats()  # the requests' compute times, summed over all batch sizes
         self._reasons: dict[FailureReason, int] = dict.fromkeys(FailureReason, 0)
         self._inference_count = 0
         self._execution_count = 0
@@ -225,6 +154,7 @@ class ModelStats:
         if first_response_buckets_ms is not None:
             bounds[HistogramKind.FIRST_RESPONSE_MS] = tuple(first_response_buckets_ms)
         self._hist = {kind: Histogram(b) for kind, b in bounds.items()}
+        self._first_response = self._hist[HistogramKind.FIRST_RESPONSE_MS]
 
     @classmethod
     def for_model_metrics(cls, model_metrics: Mapping[str, Any]) -> ModelStats:
@@ -253,12 +183,10 @@ class ModelStats:
         """
         with self._lock:
             if first_response_ms is not None:
-                self._hist[HistogramKind.FIRST_RESPONSE_MS].observe(first_response_ms)
+                self._first_response.observe(first_response_ms)
             self._success.add(duration_ns)
             self._queue.add(queue_ns)
-            self._input.add(compute_ns[0])
-            self._infer.add(compute_ns[1])
-            self._output.add(compute_ns[2])
+            self._compute.add(*compute_ns)
             self._inference_count += 1
             self._last_ms = int(time.time() * 1000)
 
@@ -275,9 +203,7 @@ class ModelStats:
             b = self._batches.get(batch_size)
             if b is None:
                 b = self._batches[batch_size] = BatchStats()
-            b.compute_input.add(input_ns)
-            b.compute_infer.add(infer_ns)
-            b.compute_output.add(output_ns)
+            b.add(input_ns, infer_ns, output_ns)
 
     def response_done(
         self, index: int, outcome: ResponseOutcome, start_ns: int, output_start_ns: int, end_ns: int
@@ -292,7 +218,7 @@ class ModelStats:
     def first_response(self, ms: float) -> None:
         """Time from receipt to the first response of a request (any model); once per request."""
         with self._lock:
-            self._hist[HistogramKind.FIRST_RESPONSE_MS].observe(ms)
+            self._first_response.observe(ms)
 
     def llm_request_done(
         self, prompt_tokens: int, output_tokens: int, ttft_ns: int, duration_ns: int
@@ -313,26 +239,20 @@ class ModelStats:
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
+            compute = self._compute.copy()
             return StatsSnapshot(
                 success=Duration(self._success.count, self._success.ns),
                 fail=Duration(self._fail.count, self._fail.ns),
                 queue=Duration(self._queue.count, self._queue.ns),
-                compute_input=Duration(self._input.count, self._input.ns),
-                compute_infer=Duration(self._infer.count, self._infer.ns),
-                compute_output=Duration(self._output.count, self._output.ns),
+                compute_input=compute.compute_input,
+                compute_infer=compute.compute_infer,
+                compute_output=compute.compute_output,
                 failures_by_reason=dict(self._reasons),
                 inference_count=self._inference_count,
                 execution_count=self._execution_count,
                 last_inference_ms=self._last_ms,
                 pending=self._pending,
-                batches={
-                    k: BatchStats(
-                        Duration(v.compute_input.count, v.compute_input.ns),
-                        Duration(v.compute_infer.count, v.compute_infer.ns),
-                        Duration(v.compute_output.count, v.compute_output.ns),
-                    )
-                    for k, v in self._batches.items()
-                },
+                batches={k: v.copy() for k, v in self._batches.items()},
                 histograms={kind: h.snapshot() for kind, h in self._hist.items()},
                 responses={i: r.copy() for i, r in self._responses.items()},
             )

@@ -35,13 +35,40 @@ def _dims(dims: Sequence[int]) -> str:
 class _ConfigView:
     """What every request's checks read from a config, computed once per config object."""
 
-    __slots__ = ("by_name", "n_inputs", "outputs", "required")
+    __slots__ = ("by_name", "fixed", "max_batch", "n_inputs", "outputs", "required")
 
     def __init__(self, config: ModelConfig) -> None:
         self.by_name = {t.name: t for t in config.inputs}
         self.n_inputs = len(config.inputs)
         self.required = tuple(t.name for t in config.inputs if not t.optional)
         self.outputs = frozenset(t.name for t in config.outputs)
+        self.max_batch = config.max_batch_size
+        # name -> (datatype, dims) when every input has fixed dims, no reshape and is no shape tensor:
+        # then a request either matches exactly (checked in one pass) or gets the full check.
+        plain = all(-1 not in t.dims and t.reshape is None and not t.is_shape_tensor for t in config.inputs)
+        self.fixed = {t.name: (t.data_type, t.dims) for t in config.inputs} if plain else None
+
+
+def _fits(request: InferRequest, view: _ConfigView) -> bool:
+    """The common request, in one pass: every input given, with its datatype and dims, and one batch
+    size in 1..max_batch_size. False means the full check decides (and words any error)."""
+    fixed, given, max_batch = view.fixed, request.inputs, view.max_batch
+    if fixed is None or len(given) != len(fixed):
+        return False
+    batch = -1
+    for name, tensor in given.items():
+        spec = fixed.get(name)
+        if spec is None or tensor.datatype is not spec[0]:
+            return False
+        shape = tensor.data.shape
+        if not max_batch:
+            if shape != spec[1]:
+                return False
+        elif not shape or shape[1:] != spec[1] or (batch != -1 and shape[0] != batch):
+            return False
+        else:
+            batch = shape[0]
+    return not max_batch or 1 <= batch <= max_batch
 
 
 # id(config) -> (config, view); the config is kept so a reused id never matches a dead config's view.
@@ -66,12 +93,16 @@ def validate_request(request: InferRequest, config: ModelConfig) -> InferRequest
     Raises InvalidInput for an unknown input or requested output, a missing required input, a datatype
     or shape mismatch, or a batch size outside 1..max_batch_size.
     """
-    model, prefix = config.name or request.model_name, request_prefix(request.id)
     view = _view(config)
     if request.requested_outputs is not None:
         for out in request.requested_outputs:
             if out not in view.outputs:
-                raise InvalidInput(f"unexpected inference output '{out}' for model '{model}'")
+                raise InvalidInput(
+                    f"unexpected inference output '{out}' for model '{config.name or request.model_name}'"
+                )
+    if _fits(request, view):
+        return request
+    model, prefix = config.name or request.model_name, request_prefix(request.id)
     by_name = view.by_name
     given = request.inputs
     # Every configured input, given once (names are dict keys): nothing to report, skip the full check.

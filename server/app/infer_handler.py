@@ -80,13 +80,19 @@ class InferHandler:
         result: InferResponse | None = None
         error: BaseException | None = None
         try:
-            async for response in handle.backend.infer(request):
-                if response.error is not None:
-                    raise response.error
-                if result is None:  # a non-decoupled backend yields exactly one response
-                    result = response
+            answer = handle.backend.infer_unary(request)
+            if isinstance(answer, InferResponse):
+                result = answer
+            else:
+                async for response in answer:
+                    if response.error is not None:
+                        raise response.error
+                    if result is None:  # a non-decoupled backend yields exactly one response
+                        result = response
             if result is None:
                 raise BackendError(f"model '{handle.name}' version {handle.version} produced no response")
+            if result.error is not None:
+                raise result.error
             return response_to_pb(stamp(result, handle, request))  # an unencodable output fails here
         except asyncio.CancelledError as e:  # the client cancelled the call
             request.cancel.cancel()

@@ -83,13 +83,16 @@ def finish(
         if responses and not times.first_response_ns:
             times.first_response_ns = now
             first_ms = duration / 1e6
+        # _span written out: this runs for every request
+        queued, start, end = times.queue_start_ns, times.compute_start_ns, times.compute_end_ns
+        input_end, output_start = times.compute_input_end_ns, times.compute_output_start_ns
         handle.stats.request_done(
             duration,
-            _span(times.queue_start_ns, times.compute_start_ns),
+            start - queued if queued and start > queued else 0,
             (
-                _span(times.compute_start_ns, times.compute_input_end_ns),
-                _span(times.compute_input_end_ns, times.compute_output_start_ns),
-                _span(times.compute_output_start_ns, times.compute_end_ns),
+                input_end - start if start and input_end > start else 0,
+                output_start - input_end if input_end and output_start > input_end else 0,
+                end - output_start if output_start and end > output_start else 0,
             ),
             first_ms,
         )

@@ -65,6 +65,11 @@ class Backend(ABC):
         it must never affect other requests. `request.cancel` is set when the client cancels.
         """
 
+    def infer_unary(self, request: InferRequest) -> InferResponse | AsyncIterator[InferResponse]:
+        """`infer` for a unary call: a backend that can answer at once may return the final response
+        itself rather than an iterator over it (the unary fast path); by default, `infer(request)`."""
+        return self.infer(request)
+
     def unload(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         """Release resources. Blocking; called once after in-flight requests have drained."""
 

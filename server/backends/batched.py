@@ -12,7 +12,7 @@ from server.scheduling.dynamic_batcher import DynamicBatcher
 from server.scheduling.inline_gate import InlineGate
 from server.scheduling.instances import InstanceSpec
 from server.scheduling.response_channel import ResponseChannel
-from server.types import InferRequest
+from server.types import InferRequest, InferResponse
 
 
 class BatchedBackend(Backend):
@@ -40,6 +40,13 @@ class BatchedBackend(Backend):
         if self._batcher is None:
             raise ModelNotReady(f"model '{self.spec.name}' version {self.spec.version} is not loaded")
         return self._batcher.submit(request)
+
+    def infer_unary(self, request: InferRequest) -> InferResponse | ResponseChannel:
+        batcher = self._batcher
+        if batcher is None:
+            return self.infer(request)  # raises ModelNotReady
+        answer = batcher.run_now(request)  # an idle, cheap model answers right here
+        return batcher.submit(request) if answer is None else answer
 
     def unload(self) -> None:
         if self._batcher is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from server.protocol.parameters import (
 )
 from server.protocol.status import status_of
 from server.protocol.tensor_codec import decode_raw, decode_typed, encode_raw
-from server.types import DataType, InferRequest, InferResponse, Tensor
+from server.types import DataType, InferRequest, InferResponse, Tensor, new_tensor
 from server.validation import request_prefix
 
 # API string -> (datatype, numpy dtype, wire bytes per element; 0 for BYTES): one lookup per input.
@@ -25,6 +24,8 @@ _DECODE: dict[str, tuple[DataType, np.dtype, int]] = {
     dt.value: (dt, dt.numpy_dtype, dt.itemsize) for dt in DataType
 }
 _API_NAMES = {dt: dt.value for dt in DataType}
+# The numpy dtype whose bytes are the datatype's wire form as they are (None for BYTES: length-prefixed).
+_NATIVE = {dt: None if dt is DataType.BYTES else dt.numpy_dtype for dt in DataType}
 _SHM_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 _NO_SHM = "which this server does not serve"
 _VERSION = re.compile(r"-?[0-9]{1,18}")
@@ -74,7 +75,8 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
     n_raw = len(raw)
     inputs: dict[str, Tensor] = {}
     raw_used = 0
-    for inp in request.inputs:
+    # Slices first: iterating a repeated field itself is 2-3x slower (upb wraps each access).
+    for inp in request.inputs[:]:
         name = inp.name
         if name in inputs:
             raise InvalidInput(f"{request_prefix(request.id)}input '{name}' already exists in request")
@@ -84,32 +86,52 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
         dtype, np_dtype, itemsize = spec
         if inp.parameters and any(k in inp.parameters for k in _SHM_KEYS):
             raise Unsupported(f"input '{name}' for model '{model}' uses client shared memory, {_NO_SHM}")
-        shape = tuple(inp.shape[:])  # a slice first: iterating the repeated field itself is 3x slower
+        shape = inp.shape[:]
         if inp.HasField("contents"):
             if raw:
                 raise InvalidInput(
                     f"contents field must not be specified when using raw_input_contents for '{name}' "
                     f"for model '{model}'"
                 )
-            data = decode_typed(name, dtype, shape, inp.contents, model, request_prefix(request.id))
+            data = decode_typed(name, dtype, tuple(shape), inp.contents, model, request_prefix(request.id))
         elif raw_used < n_raw:
-            content = raw[raw_used]
+            data = _raw_view(name, dtype, np_dtype, itemsize, shape, raw[raw_used], model, request.id)
             raw_used += 1
-            if itemsize and (not shape or min(shape) >= 0) and len(content) == math.prod(shape) * itemsize:
-                data = np.ndarray(shape, np_dtype, content)  # a read-only view, like np.frombuffer
-            else:  # BYTES, or a size or shape error that decode_raw reports
-                data = decode_raw(name, dtype, shape, content, model, request_prefix(request.id))
         else:
             raise InvalidInput(
                 f"unable to find data for input tensor '{name}' for model '{model}' in request."
             )
-        inputs[name] = Tensor(name, dtype, data)
+        inputs[name] = new_tensor(Tensor, (name, dtype, data))
     if raw_used != n_raw:
         raise InvalidInput(
             f"{request_prefix(request.id)}expected {raw_used} raw_input_contents (one per input) "
             f"for model '{model}', got {len(raw)}"
         )
     return inputs
+
+
+def _raw_view(
+    name: str,
+    dtype: DataType,
+    np_dtype: np.dtype,
+    itemsize: int,
+    shape: list[int],
+    content: bytes,
+    model: str,
+    request_id: str,
+) -> np.ndarray:
+    """Numeric data of the right size: a read-only view of the bytes (numpy checks the dims are not
+    negative, and that the buffer is big enough; an exact fit is checked here). Anything else, BYTES
+    included, goes through decode_raw, which words the errors."""
+    if itemsize:
+        try:
+            data = np.ndarray(shape, np_dtype, content)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if data.nbytes == len(content):
+                return data
+    return decode_raw(name, dtype, tuple(shape), content, model, request_prefix(request_id))
 
 
 def _bad_datatype(name: str, tensor: str, model: str) -> InvalidInput:
@@ -136,10 +158,12 @@ def response_to_pb(response: InferResponse) -> pb.ModelInferResponse:
     )
     if response.parameters:
         params_to_pb(response.parameters, msg.parameters)
-    raw = msg.raw_output_contents
+    outputs, raw = msg.outputs, msg.raw_output_contents
     for tensor in response.outputs:
-        msg.outputs.add(name=tensor.name, datatype=_API_NAMES[tensor.datatype], shape=tensor.data.shape)
-        raw.append(encode_raw(tensor))
+        datatype, data = tensor.datatype, tensor.data
+        outputs.add(name=tensor.name, datatype=_API_NAMES[datatype], shape=data.shape)
+        # native numeric data is its own wire form (without a call); anything else goes through encode_raw
+        raw.append(data.tobytes() if data.dtype is _NATIVE[datatype] else encode_raw(tensor))
     return msg
 
 

@@ -271,32 +271,39 @@ class DynamicBatcher(InlineExecution):
     def _run(
         self, instance: int, items: list[QueuedRequest], inline: bool = False
     ) -> list[tuple[ResponseChannel, InferResponse]]:
-        """Execute one batch; returns the responses to deliver. Stamps times, updates stats and gate."""
-        gate = self._inline
-        mark = gate.begin(inline) if gate is not None else None
-        start = time.monotonic_ns()
+        """Execute one batch of queued requests; returns the responses to deliver."""
         batch = Batch(
             instance, [it.request for it in items], [it.channel for it in items], [it.size for it in items]
         )
+        results = self._execute_timed(batch, inline)
+        return [(it.channel, res) for it, res in zip(items, results, strict=True) if res is not None]
+
+    def _execute_timed(self, batch: Batch, inline: bool) -> Sequence[InferResponse | None]:
+        """Execute one batch: one result per request (None where the backend answered through the
+        request's channel itself). Stamps the requests' times, updates stats and the gate."""
+        gate = self._inline
+        mark = gate.begin(inline) if gate is not None else None
+        start = time.monotonic_ns()
+        requests = batch.requests
         results: Sequence[InferResponse | None] | None
         try:
             results = self._execute(batch)
-            if results is not None and len(results) != len(items):
+            if results is None:
+                results = [None] * len(requests)
+            elif len(results) != len(requests):
                 raise BackendError(
-                    f"model '{self._model}' produced {len(results)} responses for a batch of {len(items)}"
+                    f"model '{self._model}' produced {len(results)} responses for a batch of {len(requests)}"
                 )
         except (Exception, SystemExit) as e:  # a failing model must never take its instance thread down
-            results = [error_response(r, e) for r in batch.requests]
+            results = [error_response(r, e) for r in requests]
         end = time.monotonic_ns()
         if gate is not None and mark is not None:
-            gate.end(mark, len(items), inline)
+            gate.end(mark, start, end, len(requests), inline)
         input_end = batch.input_end_ns or start
         output_start = batch.output_start_ns or end
-        for r in batch.requests:
+        for r in requests:
             t = r.times
             t.compute_start_ns, t.compute_input_end_ns = start, input_end
             t.compute_output_start_ns, t.compute_end_ns = output_start, end
         self._stats.executed(batch.size, input_end - start, output_start - input_end, end - output_start)
-        if results is None:
-            return []
-        return [(it.channel, res) for it, res in zip(items, results, strict=True) if res is not None]
+        return results

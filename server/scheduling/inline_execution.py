@@ -6,14 +6,15 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from server.errors import Unavailable
+from server.scheduling.batch import Batch
 from server.scheduling.batch_plan import BatchingPolicy, ItemState, QueuedRequest, plan_batch
 from server.scheduling.inline_gate import InlineGate
 from server.scheduling.response_channel import ResponseChannel
 from server.stats import ModelStats
-from server.types import InferResponse
+from server.types import InferRequest, InferResponse
 
 QUEUE_TIMEOUT = "Request timeout expired"
 INLINE_BUDGET_NS = 2_000_000
@@ -53,9 +54,35 @@ class InlineExecution:
     ) -> list[tuple[ResponseChannel, InferResponse]]:
         raise NotImplementedError
 
+    def _execute_timed(self, batch: Batch, inline: bool) -> Sequence[InferResponse | None]:
+        raise NotImplementedError
+
     @staticmethod
     def _answer(items: Iterable[QueuedRequest], error: Exception) -> None:
         raise NotImplementedError
+
+    def run_now(self, request: InferRequest) -> InferResponse | ResponseChannel | None:
+        """Execute `request` at once, on the loop, if the gate is open and the instance idle with nothing
+        queued: the unary fast path, without a queue entry or a hand-over. Returns its final response, or
+        the channel it will arrive on (a model that answered through its response sender); None when
+        nothing ran (the request must be submitted; submit also words any refusal)."""
+        gate = self._inline
+        if gate is None or not gate.open or self._incoming or self._backlog is not None:
+            return None
+        size = self._policy.shape_of(request)[0]
+        if self._policy.max_batch_size and size > self._policy.max_batch_size:
+            return None
+        with self._lock:
+            if self._closed or self._executing or self._queued:
+                return None
+            self._executing = 1
+        request.times.queue_start_ns = time.monotonic_ns()
+        channel = ResponseChannel(asyncio.get_running_loop(), request.cancel)
+        try:
+            result = self._execute_timed(Batch(0, [request], [channel], [size]), inline=True)[0]
+        finally:
+            self._release_instance()
+        return channel if result is None else result
 
     def _execute_now(self, item: QueuedRequest) -> bool:
         """Execute the first request of a loop turn right away, on the loop, if the gate is open and nothing

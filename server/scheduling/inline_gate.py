@@ -127,24 +127,25 @@ class InlineGate:
     def open(self) -> bool:
         return not self.closed and self._samples >= self._warmup and self._ewma_ns < self._limit_ns
 
-    def begin(self, inline: bool) -> tuple[int, int, int]:
-        """Start measuring one execute; pass the result to `end`."""
+    def begin(self, inline: bool) -> tuple[int, int]:
+        """Start measuring one execute; pass the result to `end` with the execute's wall-clock bounds."""
         # CPU time only on worker threads: on the loop the wall time is what counts (and is cheaper);
         # preemptions only while verifying a slow execute (-1: not counted)
         if not inline:
-            return time.monotonic_ns(), GC_CLOCK.total_ns, time.thread_time_ns()
-        return time.monotonic_ns(), GC_CLOCK.total_ns, _preemptions() if self._verifying else -1
+            return GC_CLOCK.total_ns, time.thread_time_ns()
+        return GC_CLOCK.total_ns, _preemptions() if self._verifying else -1
 
-    def end(self, mark: tuple[int, int, int], requests: int, inline: bool) -> None:
-        """Finish measuring an execute of `requests` requests begun with `begin(inline)`."""
-        gc_ns = GC_CLOCK.total_ns - mark[1]
-        wall = time.monotonic_ns() - mark[0] - gc_ns
+    def end(self, mark: tuple[int, int], start_ns: int, end_ns: int, requests: int, inline: bool) -> None:
+        """Finish measuring an execute of `requests` requests that ran from `start_ns` to `end_ns`
+        (time.monotonic_ns), begun with `begin(inline)`."""
+        gc_ns = GC_CLOCK.total_ns - mark[0]
+        wall = end_ns - start_ns - gc_ns
         if inline:
-            preempted = None if mark[2] < 0 else _preemptions() != mark[2]
+            preempted = None if mark[1] < 0 else _preemptions() != mark[1]
             self.record(wall, wall, requests, inline=True, preempted=preempted)
         else:
-            cpu = max(0, time.thread_time_ns() - mark[2] - gc_ns)
-            self.record(cpu, wall, requests, inline=False)
+            cpu = time.thread_time_ns() - mark[1] - gc_ns
+            self.record(cpu if cpu > 0 else 0, wall, requests, inline=False)
 
     def record(
         self, cost_ns: int, wall_ns: int, requests: int, inline: bool, preempted: bool | None = False
@@ -158,7 +159,8 @@ class InlineGate:
         `preempted` None: nobody counted, so a slow execute only makes the gate count the next ones.
         """
         self._samples += 1
-        cost = cost_ns / max(1, requests)
+        requests = requests or 1
+        cost = cost_ns / requests
         if self._samples == 1:
             return  # a model's first execute often sets up lazy state: not a fair sample
         if self._samples == 2:
@@ -167,7 +169,7 @@ class InlineGate:
             self._ewma_ns += (cost - self._ewma_ns) * _ALPHA
         if not inline or self.closed or preempted:
             return
-        per_request = wall_ns / max(1, requests)
+        per_request = wall_ns / requests
         ewma = self._wall_ewma_ns
         ewma = per_request if not ewma else ewma + (per_request - ewma) * _WALL_ALPHA
         slow = wall_ns > self._valve_ns or ewma > self._wall_limit_ns

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
-from server.stats import HistogramSnapshot
+from server.histograms import HistogramSnapshot
 
 
 class MetricType(enum.Enum):

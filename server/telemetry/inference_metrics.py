@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import Metric
 
-from server.stats import FailureReason, HistogramKind, StatsSnapshot
+from server.histograms import HistogramKind
+from server.stats import FailureReason, StatsSnapshot
 from server.telemetry.catalog import BY_NAME, Group
 from server.telemetry.metrics_config import MetricsConfig
 from server.telemetry.sources import VersionSample

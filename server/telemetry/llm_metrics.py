@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.metrics_core import Metric
 
 from server.engine.stats import SchedulerStats
-from server.stats import HistogramKind
+from server.histograms import HistogramKind
 from server.telemetry.catalog import BY_NAME
 from server.telemetry.sources import VersionSample
 

@@ -11,13 +11,19 @@ import onnxruntime as ort
 from server.backends.base import ModelVersionSpec
 from server.backends.batched import BatchedBackend
 from server.backends.onnxruntime.auto_complete import DEFAULT_MODEL_FILENAME, auto_complete
-from server.backends.onnxruntime.session import OrtParameters, create_session, datatype_of
+from server.backends.onnxruntime.session import (
+    OrtParameters,
+    RunFn,
+    create_session,
+    datatype_of,
+    run_function,
+)
 from server.errors import BackendError, InvalidInput, LoadError
-from server.repository.model_config import ModelConfig, TensorConfig
+from server.repository.model_config import ModelConfig
 from server.scheduling.batch import Batch
 from server.scheduling.inline_gate import inline_gate
 from server.scheduling.instances import expand_instances
-from server.types import DataType, InferRequest, InferResponse, Tensor
+from server.types import DataType, InferRequest, InferResponse, Tensor, new_tensor
 
 
 class OnnxRuntimeBackend(BatchedBackend):
@@ -30,7 +36,15 @@ class OnnxRuntimeBackend(BatchedBackend):
         self._inputs = {t.name: t for t in config.inputs}
         self._outputs = {t.name: t for t in config.outputs}
         self._all_outputs = tuple(self._outputs)
+        # outputs whose arrays go out as they are when their dtype is the configured one
+        self._native_outputs = {
+            t.name: (t.data_type, t.data_type.numpy_dtype)
+            for t in config.outputs
+            if t.reshape is None and t.data_type not in (DataType.BYTES, DataType.BF16)
+        }
+        self._reshaped_inputs = frozenset(t.name for t in config.inputs if t.reshape is not None)
         self._sessions: list[ort.InferenceSession] = []
+        self._runs: list[RunFn] = []
 
     @classmethod
     def auto_complete_config(cls, config: ModelConfig, model_dir: Path) -> ModelConfig:
@@ -43,10 +57,12 @@ class OnnxRuntimeBackend(BatchedBackend):
         instances = expand_instances(spec.config)
         self._sessions = [create_session(path, inst, params) for inst in instances]
         self._check_against_model(self._sessions[0], path)
+        self._runs = [run_function(session) for session in self._sessions]
         self._start_batcher(instances, self._execute, inline_gate(spec.config, len(instances)))
 
     def _release(self) -> None:
         self._sessions = []
+        self._runs = []
 
     def _check_against_model(self, session: ort.InferenceSession, path: Path) -> None:
         """Every configured input and output must exist in the graph with the configured datatype."""
@@ -73,17 +89,15 @@ class OnnxRuntimeBackend(BatchedBackend):
         requests = batch.requests
         first = requests[0]
         if len(requests) == 1:
-            feeds = {name: self._feed(t.data, self._inputs.get(name)) for name, t in first.inputs.items()}
+            feeds = {name: self._feed(name, t.data) for name, t in first.inputs.items()}
         else:
             feeds = {
-                name: self._feed(
-                    np.concatenate([r.inputs[name].data for r in requests]), self._inputs.get(name)
-                )
+                name: self._feed(name, np.concatenate([r.inputs[name].data for r in requests]))
                 for name in first.inputs
             }
         wanted = self._wanted(requests)
         batch.input_end_ns = time.monotonic_ns()
-        arrays = self._sessions[batch.instance].run(list(wanted), feeds)
+        arrays = self._runs[batch.instance](list(wanted), feeds, None)
         batch.output_start_ns = time.monotonic_ns()
         produced = dict(zip(wanted, arrays, strict=True))
         responses: list[InferResponse | None] = []
@@ -97,6 +111,9 @@ class OnnxRuntimeBackend(BatchedBackend):
         return responses
 
     def _wanted(self, requests: list[InferRequest]) -> tuple[str, ...]:
+        if len(requests) == 1:
+            wanted = requests[0].requested_outputs
+            return self._all_outputs if wanted is None else wanted
         if all(r.requested_outputs is None for r in requests):
             return self._all_outputs
         names: dict[str, None] = {}
@@ -106,7 +123,10 @@ class OnnxRuntimeBackend(BatchedBackend):
             )
         return tuple(names)
 
-    def _feed(self, data: np.ndarray, config: TensorConfig | None) -> np.ndarray:
+    def _feed(self, name: str, data: np.ndarray) -> np.ndarray:
+        if data.dtype.kind != "O" and name not in self._reshaped_inputs:
+            return data  # the common case
+        config = self._inputs.get(name)
         if config is not None and config.reshape is not None:
             data = data.reshape((data.shape[0], *config.reshape) if self._batched else config.reshape)
         if data.dtype == object:  # onnxruntime string tensors take str, not bytes
@@ -119,6 +139,9 @@ class OnnxRuntimeBackend(BatchedBackend):
         return data
 
     def _output(self, name: str, array: np.ndarray) -> Tensor:
+        native = self._native_outputs.get(name)
+        if native is not None and array.dtype is native[1]:  # the common case
+            return new_tensor(Tensor, (name, native[0], array))
         config = self._outputs.get(name)
         if array.dtype == object:
             encoded = np.empty(array.shape, dtype=object)

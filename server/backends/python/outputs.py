@@ -11,7 +11,7 @@ from server.backends.python.pb_tensor import Tensor as PbTensor
 from server.errors import BackendError, HangarError
 from server.repository.model_config import ModelConfig
 from server.scheduling.response_channel import error_response
-from server.types import DataType, InferRequest, InferResponse, ParamValue, Tensor
+from server.types import DataType, InferRequest, InferResponse, ParamValue, Tensor, new_tensor
 
 
 class OutputAdapter:
@@ -20,7 +20,13 @@ class OutputAdapter:
     def __init__(self, config: ModelConfig) -> None:
         self._model = config.name
         self._configs = {t.name: t for t in config.outputs}
-        self._numpy_dtypes = {t.name: t.data_type.numpy_dtype for t in config.outputs}
+        # name -> (datatype, numpy dtype) of the configured numeric outputs: an array of exactly that dtype
+        # needs no conversion (BYTES is excluded: its object arrays still need checking)
+        self._native = {
+            t.name: (t.data_type, t.data_type.numpy_dtype)
+            for t in config.outputs
+            if t.data_type is not DataType.BYTES
+        }
         self.all_outputs: tuple[str, ...] = tuple(self._configs)
 
     def requested(self, request: InferRequest) -> tuple[str, ...]:
@@ -35,7 +41,7 @@ class OutputAdapter:
             return error_response(request, e)
 
     def _convert(self, request: InferRequest, response: Any, final: bool) -> InferResponse:
-        if not isinstance(response, InferenceResponse):
+        if response.__class__ is not InferenceResponse and not isinstance(response, InferenceResponse):
             raise BackendError(
                 f"model '{self._model}' answered request '{request.id}' with {type(response).__name__}, "
                 "expected pb_utils.InferenceResponse"
@@ -46,27 +52,30 @@ class OutputAdapter:
             resp.error = error.to_domain()
             return resp
         wanted = request.requested_outputs
+        configs = self._configs
         outputs = []
         for t in response.output_tensors():
-            if not isinstance(t, PbTensor):
+            if t.__class__ is not PbTensor and not isinstance(t, PbTensor):
                 raise BackendError(f"model '{self._model}' returned {type(t).__name__} as an output tensor")
             name = t.name()
-            if (name not in wanted) if wanted is not None else (self._configs and name not in self._configs):
+            if (name not in wanted) if wanted is not None else (configs and name not in configs):
                 continue  # like Triton: outputs nobody asked for are dropped
             outputs.append(self._tensor(name, t.as_numpy()))
+        params = response.parameter_dict()
         return InferResponse(
             request.model_name,
             request.model_version,
             request.id,
             outputs,
-            _parameters(response.parameter_dict(), self._model),
+            _parameters(params, self._model) if params else {},
             final,
         )
 
     def _tensor(self, name: str, array: np.ndarray) -> Tensor:
+        native = self._native.get(name)
+        if native is not None and array.dtype is native[1]:  # the common case, without a type search
+            return new_tensor(Tensor, (name, native[0], array))
         expected = self._configs.get(name)
-        if expected is not None and array.dtype == self._numpy_dtypes[name] and array.dtype.kind != "O":
-            return Tensor(name, expected.data_type, array)  # the common case, without a type search
         if array.dtype.kind in "OSU":
             array, dtype = as_bytes_array(array), DataType.BYTES
         else:

@@ -40,7 +40,7 @@ class InferenceRequest:
         self._id = request_id
         self._correlation_id = correlation_id
         self._inputs: list[Tensor] | None = list(inputs or ())
-        self._output_names = list(requested_output_names or ())
+        self._output_names: Sequence[str] = tuple(requested_output_names or ())
         self._model_name = model_name
         self._model_version = model_version
         self._flags = flags
@@ -64,30 +64,33 @@ class InferenceRequest:
         """The request `execute` receives; with BatchSenders, its sender is built on first use (`index`)."""
         self = cls.__new__(cls)
         self._request = request
-        if isinstance(sender, ResponseSender):
+        if sender.__class__ is BatchSenders:
+            self._sender, self._senders = None, sender
+        elif isinstance(sender, ResponseSender):
             self._sender, self._senders = sender, None
         else:
             self._sender, self._senders = None, sender
         self._index = index
         self._id = request.id
         self._inputs = None  # built on first use
-        self._output_names = list(output_names)
+        self._output_names = output_names  # copied when asked for
         self._model_name = request.model_name
-        self._model_version = int(request.model_version) if request.model_version.isdigit() else -1
+        version = request.model_version
+        self._model_version = int(version) if version and version.isdigit() else -1
         self._parameters = None  # built on first use
         return self
 
     def inputs(self) -> list[Tensor]:
         if self._inputs is None:
             assert self._request is not None
-            self._inputs = [Tensor(name, t.data) for name, t in self._request.inputs.items()]
+            self._inputs = [Tensor.wrap(name, t.data) for name, t in self._request.inputs.items()]
         return self._inputs
 
     def input(self, name: str) -> Tensor | None:
         """The input called `name`, or None (what pb_utils.get_input_tensor_by_name returns)."""
         if self._request is not None:
             t = self._request.inputs.get(name)
-            return None if t is None else Tensor(name, t.data)
+            return None if t is None else Tensor.wrap(name, t.data)
         return next((t for t in self.inputs() if t.name() == name), None)
 
     def request_id(self) -> str:
@@ -107,7 +110,7 @@ class InferenceRequest:
         return start | (TRITONSERVER_REQUEST_FLAG_SEQUENCE_END if p.get("sequence_end") is True else 0)
 
     def requested_output_names(self) -> list[str]:
-        return self._output_names
+        return list(self._output_names)
 
     def model_name(self) -> str:
         return self._model_name

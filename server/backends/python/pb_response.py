@@ -67,11 +67,11 @@ class InferenceResponse:
         error: TritonError | str | None = None,
         parameters: Mapping[str, Any] | str | None = None,
     ) -> None:
-        self._tensors = list(output_tensors or ())
+        self._tensors = list(output_tensors) if output_tensors else []
         self._error = TritonError(error) if isinstance(error, str) else error
         if isinstance(parameters, str):
             parameters = json.loads(parameters) if parameters else {}
-        self._parameters: dict[str, Any] = dict(parameters or {})
+        self._parameters: dict[str, Any] = dict(parameters) if parameters else {}
 
     def output_tensors(self) -> list[Tensor]:
         return self._tensors

@@ -84,7 +84,7 @@ def test_an_uncounted_slow_execute_only_makes_the_gate_count_the_next_one() -> N
     gate.record(10 * US, 10 * US, 1, inline=False)
     gate.record(10 * US, 30 * MS, 1, inline=True, preempted=None)
     assert gate.open
-    assert gate.begin(inline=True)[2] >= 0  # the next execute on the loop counts preemptions
+    assert gate.begin(inline=True)[1] >= 0  # the next execute on the loop counts preemptions
     gate.record(10 * US, 30 * MS, 1, inline=True, preempted=False)
     assert gate.closed
 
@@ -92,12 +92,12 @@ def test_an_uncounted_slow_execute_only_makes_the_gate_count_the_next_one() -> N
 def test_a_fast_counted_execute_clears_the_suspicion() -> None:
     gate = InlineGate("m", warmup=1, ewma_limit_ns=100 * US, valve_ns=2 * MS)
     gate.record(10 * US, 10 * US, 1, inline=False)
-    assert gate.begin(inline=True)[2] == -1  # cheap executes on the loop count no preemptions
+    assert gate.begin(inline=True)[1] == -1  # cheap executes on the loop count no preemptions
     gate.record(10 * US, 30 * MS, 1, inline=True, preempted=None)
     gate.record(10 * US, 30 * MS, 1, inline=True, preempted=True)  # preempted: still suspicious
-    assert gate.begin(inline=True)[2] >= 0
+    assert gate.begin(inline=True)[1] >= 0
     gate.record(10 * US, 10 * US, 1, inline=True, preempted=False)
-    assert gate.begin(inline=True)[2] == -1 and gate.open
+    assert gate.begin(inline=True)[1] == -1 and gate.open
 
 
 def test_cost_is_per_request_so_cheap_batches_stay_inline() -> None:

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from server.errors import ConfigError
-from server.stats import DEFAULT_BUCKETS, Histogram, HistogramKind, ModelStats
+from server.histograms import DEFAULT_BUCKETS, Histogram, HistogramKind
+from server.stats import ModelStats
 
 
 def test_histogram_counts_each_value_in_the_first_bucket_that_holds_it() -> None:

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 from builders.onnx_example import build_add_sub_onnx
 from server.backends.onnxruntime.backend import OnnxRuntimeBackend
+from server.backends.onnxruntime.session import run_function
 from server.errors import ConfigError, LoadError
 from server.repository.model_config import ModelConfig
 from tests.support.tensor_models import MODEL_REPO, load_backend, make_request, outputs_of, run_requests
@@ -138,3 +139,30 @@ def test_string_tensors_round_trip_as_bytes(tmp_path: Path) -> None:
     finally:
         backend.unload()
     assert outputs_of(resp)["T"].tolist() == ["h\u00e9".encode(), b"x"]
+
+
+def test_cpu_sessions_run_through_the_binding_with_the_same_results(add_sub_dir: Path) -> None:
+    session = ort.InferenceSession(str(add_sub_dir / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    run = run_function(session)
+    assert run != session.run  # the binding's run, without the Python method's per-call checks
+    feeds = {"INPUT0": np.arange(32, dtype=np.float32).reshape(2, 16), "INPUT1": np.ones((2, 16), np.float32)}
+    ours, theirs = run(["OUTPUT1", "OUTPUT0"], feeds, None), session.run(["OUTPUT1", "OUTPUT0"], feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+class GpuSession:
+    """What run_function reads of a session with a GPU provider (none can be made on a CPU build)."""
+
+    def __init__(self) -> None:
+        self._sess = object()
+
+    def get_providers(self) -> list[str]:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray], options: object = None) -> list[str]:
+        return ["public run"]
+
+
+def test_sessions_with_a_gpu_provider_keep_the_public_run_and_its_fallback() -> None:
+    session = GpuSession()
+    assert run_function(session)([], {}, None) == ["public run"]  # type: ignore[arg-type]
