@@ -10,8 +10,9 @@ import grpc
 from server.app import request_accounting
 from server.app.telemetry_port import RequestObserver
 from server.errors import BackendError, Unsupported
-from server.protocol.convert import request_from_pb, response_to_pb
+from server.protocol.convert import request_from_pb
 from server.protocol.gen import grpc_service_pb2 as pb
+from server.protocol.wire import infer_response_bytes
 from server.repository.handle import ModelHandle
 from server.repository.manager import ModelManager
 from server.types import InferRequest, InferResponse
@@ -63,7 +64,8 @@ class InferHandler:
 
     async def model_infer(
         self, message: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelInferResponse:
+    ) -> bytes:
+        """The serialized ModelInferResponse (see server.app.registration)."""
         handle = self._manager.acquire(message.model_name, message.model_version)
         try:
             if handle.config.decoupled:
@@ -76,7 +78,7 @@ class InferHandler:
         with handle:
             return await self._run(handle, request)
 
-    async def _run(self, handle: ModelHandle, request: InferRequest) -> pb.ModelInferResponse:
+    async def _run(self, handle: ModelHandle, request: InferRequest) -> bytes:
         result: InferResponse | None = None
         error: BaseException | None = None
         try:
@@ -93,7 +95,7 @@ class InferHandler:
                 raise BackendError(f"model '{handle.name}' version {handle.version} produced no response")
             if result.error is not None:
                 raise result.error
-            return response_to_pb(stamp(result, handle, request))  # an unencodable output fails here
+            return infer_response_bytes(stamp(result, handle, request))  # an unencodable output fails here
         except asyncio.CancelledError as e:  # the client cancelled the call
             request.cancel.cancel()
             error = e

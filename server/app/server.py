@@ -10,12 +10,12 @@ import grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.app.health import HealthServicer
+from server.app.registration import add_inference_service
 from server.app.server_state import ServerState
 from server.app.servicer import InferenceServicer
 from server.app.telemetry_port import Telemetry
 from server.config import ServerConfig
 from server.protocol.gen import POOL, grpc_service_pb2, health_pb2, health_pb2_grpc
-from server.protocol.gen import grpc_service_pb2_grpc as service_grpc
 from server.repository.manager import ModelManager
 
 log = logging.getLogger("hangar")
@@ -103,7 +103,7 @@ class HangarServer:
         settings = self.telemetry.settings if self.telemetry is not None else None
         observer = self.telemetry.observer if self.telemetry is not None else None
         self._servicer = InferenceServicer(self.state, observer=observer, settings=settings)
-        service_grpc.add_GRPCInferenceServiceServicer_to_server(self._servicer, server)
+        add_inference_service(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(self.state), server)
         names = (
             grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,

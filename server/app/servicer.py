@@ -77,7 +77,8 @@ class InferenceServicer(service_grpc.GRPCInferenceServiceServicer):
 
     # -- inference --
     @status_boundary
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> bytes:  # type: ignore[override]
+        """Answers the serialized response: registered without a serializer (server.app.registration)."""
         return await self._infer.model_infer(request, context)
 
     @status_boundary

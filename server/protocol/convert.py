@@ -25,7 +25,7 @@ _DECODE: dict[str, tuple[DataType, np.dtype, int]] = {
 }
 _API_NAMES = {dt: dt.value for dt in DataType}
 # The numpy dtype whose bytes are the datatype's wire form as they are (None for BYTES: length-prefixed).
-_NATIVE = {dt: None if dt is DataType.BYTES else dt.numpy_dtype for dt in DataType}
+NATIVE_DTYPES = {dt: None if dt is DataType.BYTES else dt.numpy_dtype for dt in DataType}
 _SHM_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 _NO_SHM = "which this server does not serve"
 _VERSION = re.compile(r"-?[0-9]{1,18}")
@@ -163,7 +163,7 @@ def response_to_pb(response: InferResponse) -> pb.ModelInferResponse:
         datatype, data = tensor.datatype, tensor.data
         outputs.add(name=tensor.name, datatype=_API_NAMES[datatype], shape=data.shape)
         # native numeric data is its own wire form (without a call); anything else goes through encode_raw
-        raw.append(data.tobytes() if data.dtype is _NATIVE[datatype] else encode_raw(tensor))
+        raw.append(data.tobytes() if data.dtype is NATIVE_DTYPES[datatype] else encode_raw(tensor))
     return msg
 
 
