@@ -35,16 +35,14 @@ class RequestTracer:
     def __init__(self, config: TraceConfig, processor: SpanProcessor | None = None) -> None:
         self._startup = config
         self._config = config
+        self.enabled = config.enabled
+        """Whether tracing is on; asked for every request, so a plain attribute kept in step with the config."""
         self._processor = processor
         self._provider: TracerProvider | None = None
         self._tracer: trace.Tracer | None = None
         self._lock = threading.Lock()
         self._seen = 0
         self._remaining = config.count
-
-    @property
-    def enabled(self) -> bool:
-        return self._config.enabled
 
     def start(
         self,
@@ -135,6 +133,7 @@ class RequestTracer:
                 raise InvalidInput(str(e)) from None
         with self._lock:
             self._config, self._remaining = config, remaining
+            self.enabled = config.enabled
         return self.settings()
 
     def _updated(
