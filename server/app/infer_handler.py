@@ -75,8 +75,10 @@ class InferHandler:
             request_accounting.rejected(handle)
             handle.release()
             raise
-        with handle:
+        try:
             return await self._run(handle, request)
+        finally:
+            handle.release()
 
     async def _run(self, handle: ModelHandle, request: InferRequest) -> bytes:
         result: InferResponse | None = None

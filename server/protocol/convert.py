@@ -95,8 +95,20 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
                 )
             data = decode_typed(name, dtype, tuple(shape), inp.contents, model, request_prefix(request.id))
         elif raw_used < n_raw:
-            data = _raw_view(name, dtype, np_dtype, itemsize, shape, raw[raw_used], model, request.id)
+            content = raw[raw_used]
             raw_used += 1
+            # numeric data of the right size: a read-only view of the bytes (numpy refuses negative
+            # dims and short buffers; the exact fit is checked here); anything else, BYTES included,
+            # goes through decode_raw, which words the errors
+            view: np.ndarray | None
+            try:
+                view = np.ndarray(shape, np_dtype, content) if itemsize else None
+            except (TypeError, ValueError):
+                view = None
+            if view is not None and view.nbytes == len(content):
+                data = view
+            else:
+                data = decode_raw(name, dtype, tuple(shape), content, model, request_prefix(request.id))
         else:
             raise InvalidInput(
                 f"unable to find data for input tensor '{name}' for model '{model}' in request."
@@ -108,30 +120,6 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
             f"for model '{model}', got {len(raw)}"
         )
     return inputs
-
-
-def _raw_view(
-    name: str,
-    dtype: DataType,
-    np_dtype: np.dtype,
-    itemsize: int,
-    shape: list[int],
-    content: bytes,
-    model: str,
-    request_id: str,
-) -> np.ndarray:
-    """Numeric data of the right size: a read-only view of the bytes (numpy checks the dims are not
-    negative, and that the buffer is big enough; an exact fit is checked here). Anything else, BYTES
-    included, goes through decode_raw, which words the errors."""
-    if itemsize:
-        try:
-            data = np.ndarray(shape, np_dtype, content)
-        except (TypeError, ValueError):
-            pass
-        else:
-            if data.nbytes == len(content):
-                return data
-    return decode_raw(name, dtype, tuple(shape), content, model, request_prefix(request_id))
 
 
 def _bad_datatype(name: str, tensor: str, model: str) -> InvalidInput:

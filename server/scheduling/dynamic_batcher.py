@@ -72,8 +72,9 @@ class DynamicBatcher(InlineExecution):
         self._incoming: list[QueuedRequest] = []
         self._flush_scheduled = False
         self._flush_loop: asyncio.AbstractEventLoop | None = None
-        self._started = False
-        self._thread_died = False
+        self.alive = False
+        """Started, not closed, and no instance thread has died: asked on every request, so a plain
+        attribute, set where those change."""
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"hangar-{name}", daemon=True)
             for i, name in enumerate(instances)
@@ -82,12 +83,7 @@ class DynamicBatcher(InlineExecution):
     def start(self) -> None:
         for t in self._threads:
             t.start()
-        self._started = True
-
-    @property
-    def alive(self) -> bool:
-        """Started, not closed, and no instance thread has died (asked on every request: no syscalls)."""
-        return self._started and not self._closed and not self._thread_died
+        self.alive = True
 
     def submit(self, request: InferRequest) -> ResponseChannel:
         """Queue `request` (event loop only); its responses, or its rejection, arrive on the channel.
@@ -173,6 +169,7 @@ class DynamicBatcher(InlineExecution):
         """Stop the instance threads after their current batch; requests still queued fail Unavailable."""
         with self._lock:
             self._closed = True
+            self.alive = False
             left = [it for it in self._queue if it.state is ItemState.QUEUED]
             if self._backlog is not None:  # between two inline loop turns: nothing executes right now
                 left += [it for it in self._backlog if it.state is ItemState.QUEUED]
@@ -224,7 +221,7 @@ class DynamicBatcher(InlineExecution):
                         self._release_instance()
                 deliver_all(pairs)
         except BaseException:
-            self._thread_died = True
+            self.alive = False
             log.exception("instance thread of model '%s' died; the model is no longer ready", self._model)
 
     def _next_batch(self) -> list[QueuedRequest] | None:

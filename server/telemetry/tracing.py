@@ -36,7 +36,7 @@ class RequestTracer:
         self._startup = config
         self._config = config
         self.enabled = config.enabled
-        """Whether tracing is on; asked for every request, so a plain attribute kept in step with the config."""
+        """Whether tracing is on: asked for every request, so a plain attribute in step with the config."""
         self._processor = processor
         self._provider: TracerProvider | None = None
         self._tracer: trace.Tracer | None = None

@@ -124,11 +124,13 @@ class PythonBackend(BatchedBackend):
         self, requests: list[InferRequest], senders: BatchSenders, result: object
     ) -> list[InferResponse | None]:
         """A non-decoupled model's answer: the list it returned, or what it sent through the senders."""
-        if result is None:
-            return self._fail_unanswered(requests, senders, BackendError(
+        if result is None:  # fine for the requests it answered through their senders
+            unanswered = BackendError(
                 f"model '{self.spec.name}' returned None from execute without sending a response; "
                 "a non-decoupled model must return one InferenceResponse per request"
-            ))  # fmt: skip
+            )
+            claim = senders.claim
+            return [error_response(r, unanswered) if claim(i) else None for i, r in enumerate(requests)]
         if not isinstance(result, list | tuple) or len(result) != len(requests):
             got = f"{len(result)} responses" if isinstance(result, list | tuple) else type(result).__name__
             return self._fail_unanswered(requests, senders, BackendError(
