@@ -77,12 +77,14 @@ class InlineExecution:
                 return None
             self._executing = 1
         request.times.queue_start_ns = time.monotonic_ns()
-        channel = ResponseChannel(asyncio.get_running_loop(), request.cancel)
+        batch = Batch(0, [request], [None], [size], loop=asyncio.get_running_loop())
         try:
-            result = self._execute_timed(Batch(0, [request], [channel], [size]), inline=True)[0]
+            result = self._execute_timed(batch, inline=True)[0]
         finally:
             self._release_instance()
-        return channel if result is None else result
+        # None: answered through the channel, which the backend made (or a broken backend: made here,
+        # it never ends, as a request of the queue path would not either)
+        return batch.channel(0) if result is None else result
 
     def _execute_now(self, item: QueuedRequest) -> bool:
         """Execute the first request of a loop turn right away, on the loop, if the gate is open and nothing

@@ -142,10 +142,10 @@ class InlineGate:
         wall = end_ns - start_ns - gc_ns
         if inline:
             preempted = None if mark[1] < 0 else _preemptions() != mark[1]
-            self.record(wall, wall, requests, inline=True, preempted=preempted)
+            self.record(wall, wall, requests, True, preempted)
         else:
             cpu = time.thread_time_ns() - mark[1] - gc_ns
-            self.record(cpu if cpu > 0 else 0, wall, requests, inline=False)
+            self.record(cpu if cpu > 0 else 0, wall, requests, False)
 
     def record(
         self, cost_ns: int, wall_ns: int, requests: int, inline: bool, preempted: bool | None = False

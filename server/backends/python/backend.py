@@ -94,9 +94,7 @@ class PythonBackend(BatchedBackend):
 
     def _execute(self, batch: Batch) -> list[InferResponse | None]:
         instance = self._instances[batch.instance]
-        senders = BatchSenders(
-            batch.requests, batch.channels, self._adapter, self._decoupled, self._send_lock
-        )
+        senders = BatchSenders(batch, self._adapter, self._decoupled, self._send_lock)
         requested = self._adapter.requested
         requests = [InferenceRequest.wrap(r, senders, requested(r), i) for i, r in enumerate(batch.requests)]
         batch.input_end_ns = time.monotonic_ns()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from server.backends.python.outputs import OutputAdapter
 from server.backends.python.pb_response import InferenceResponse, TritonModelException
 from server.errors import BackendError
+from server.scheduling.batch import Batch
 from server.scheduling.response_channel import ResponseChannel, error_response
 from server.types import InferRequest, InferResponse
 
@@ -81,23 +81,15 @@ class BatchSenders:
     asked for after `claim` already answered its request comes out closed, as a claimed one would be.
     """
 
-    __slots__ = ("_adapter", "_channels", "_decoupled", "_lock", "_requests", "_senders")
+    __slots__ = ("_adapter", "_batch", "_decoupled", "_lock", "_senders")
 
-    def __init__(
-        self,
-        requests: Sequence[InferRequest],
-        channels: Sequence[ResponseChannel],
-        adapter: OutputAdapter,
-        decoupled: bool,
-        lock: threading.Lock,
-    ) -> None:
-        self._requests = requests
-        self._channels = channels
+    def __init__(self, batch: Batch, adapter: OutputAdapter, decoupled: bool, lock: threading.Lock) -> None:
+        self._batch = batch
         self._adapter = adapter
         self._decoupled = decoupled
         self._lock = lock
         # None: not built, still unanswered; False: answered by claim before any sender was built
-        self._senders: list[ResponseSender | bool | None] = [None] * len(requests)
+        self._senders: list[ResponseSender | bool | None] = [None] * len(batch.requests)
 
     def get(self, index: int) -> ResponseSender:
         with self._lock:
@@ -105,8 +97,8 @@ class BatchSenders:
             if isinstance(sender, ResponseSender):
                 return sender
             built = ResponseSender(
-                self._requests[index],
-                self._channels[index],
+                self._batch.requests[index],
+                self._batch.channel(index),
                 self._adapter,
                 self._decoupled,
                 self._lock,

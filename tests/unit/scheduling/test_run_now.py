@@ -143,8 +143,8 @@ def test_an_oversized_request_is_left_to_submit_which_words_the_refusal() -> Non
 
 def test_a_model_that_answers_through_the_channel_hands_back_the_channel() -> None:
     def through_channel(batch: Batch) -> list[InferResponse | None]:
-        for r, channel in zip(batch.requests, batch.channels, strict=True):
-            channel.push(echo(r))
+        for i, r in enumerate(batch.requests):
+            batch.channel(i).push(echo(r))
         return [None] * len(batch.requests)
 
     b = batcher(Model(through_channel), InlineGate("m", warmup=0))
