@@ -97,12 +97,14 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
         elif raw_used < n_raw:
             content = raw[raw_used]
             raw_used += 1
-            # numeric data of the right size: a read-only view of the bytes (numpy refuses negative
-            # dims and short buffers; the exact fit is checked here); anything else, BYTES included,
-            # goes through decode_raw, which words the errors
+            # numeric data of the right size: a read-only view of the bytes (numpy refuses short
+            # buffers, the exact fit is checked here; a lone -1 dim numpy would fill in, so negative
+            # dims are refused first); anything else, BYTES included, goes through decode_raw, which
+            # words the errors
             view: np.ndarray | None
             try:
-                view = np.ndarray(shape, np_dtype, content) if itemsize else None
+                fits = itemsize and min(shape, default=0) >= 0
+                view = np.ndarray(shape, np_dtype, content) if fits else None
             except (TypeError, ValueError):
                 view = None
             if view is not None and view.nbytes == len(content):

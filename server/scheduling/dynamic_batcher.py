@@ -81,9 +81,9 @@ class DynamicBatcher(InlineExecution):
         ]
 
     def start(self) -> None:
+        self.alive = True  # first: a thread that dies at once must be able to clear it
         for t in self._threads:
             t.start()
-        self.alive = True
 
     def submit(self, request: InferRequest) -> ResponseChannel:
         """Queue `request` (event loop only); its responses, or its rejection, arrive on the channel.

@@ -246,6 +246,15 @@ def test_malformed_raw_bytes(raw: bytes, shape: list[int], fragment: str) -> Non
     assert fragment in text and text.startswith("[request id: q] ")
 
 
+@pytest.mark.parametrize("shape", [[-1], [-1, 2], [2, -1], [-2]])
+def test_negative_dims_of_raw_numeric_data_are_refused(shape: list[int]) -> None:
+    # numpy would take a lone -1 as "whatever the buffer holds": the decoder must refuse it first
+    msg = pb.ModelInferRequest(model_name="m", id="q")
+    msg.inputs.add(name="x", datatype="INT32", shape=shape)
+    msg.raw_input_contents.append(bytes(8))
+    assert "All input dimensions should be specified for input 'x' for model 'm'" in _err(msg)
+
+
 def test_typed_bytes_count_mismatch() -> None:
     text = _err(_typed("BYTES", "bytes_contents", [b"a"], [2]))
     assert "expected 2 string elements for inference input 'IN' for model 'm', got 1" in text
