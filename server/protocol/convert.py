@@ -24,8 +24,6 @@ _DECODE: dict[str, tuple[DataType, np.dtype, int]] = {
     dt.value: (dt, dt.numpy_dtype, dt.itemsize) for dt in DataType
 }
 _API_NAMES = {dt: dt.value for dt in DataType}
-# The numpy dtype whose bytes are the datatype's wire form as they are (None for BYTES: length-prefixed).
-NATIVE_DTYPES = {dt: None if dt is DataType.BYTES else dt.numpy_dtype for dt in DataType}
 _SHM_KEYS = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 _NO_SHM = "which this server does not serve"
 _VERSION = re.compile(r"-?[0-9]{1,18}")
@@ -97,14 +95,13 @@ def _decode_inputs(request: pb.ModelInferRequest, model: str) -> dict[str, Tenso
         elif raw_used < n_raw:
             content = raw[raw_used]
             raw_used += 1
-            # numeric data of the right size: a read-only view of the bytes (numpy refuses short
-            # buffers, the exact fit is checked here; a lone -1 dim numpy would fill in, so negative
-            # dims are refused first); anything else, BYTES included, goes through decode_raw, which
-            # words the errors
+            # numeric data of the right size: a read-only view of the bytes (numpy refuses negative
+            # dims and short buffers, except that it fills in a -1 from the buffer, so -1 is refused
+            # first; the exact fit is checked here); anything else, BYTES included, goes through
+            # decode_raw, which words the errors
             view: np.ndarray | None
             try:
-                fits = itemsize and min(shape, default=0) >= 0
-                view = np.ndarray(shape, np_dtype, content) if fits else None
+                view = np.ndarray(shape, np_dtype, content) if itemsize and -1 not in shape else None
             except (TypeError, ValueError):
                 view = None
             if view is not None and view.nbytes == len(content):
@@ -150,10 +147,8 @@ def response_to_pb(response: InferResponse) -> pb.ModelInferResponse:
         params_to_pb(response.parameters, msg.parameters)
     outputs, raw = msg.outputs, msg.raw_output_contents
     for tensor in response.outputs:
-        datatype, data = tensor.datatype, tensor.data
-        outputs.add(name=tensor.name, datatype=_API_NAMES[datatype], shape=data.shape)
-        # native numeric data is its own wire form (without a call); anything else goes through encode_raw
-        raw.append(data.tobytes() if data.dtype is NATIVE_DTYPES[datatype] else encode_raw(tensor))
+        outputs.add(name=tensor.name, datatype=_API_NAMES[tensor.datatype], shape=tensor.data.shape)
+        raw.append(encode_raw(tensor))
     return msg
 
 

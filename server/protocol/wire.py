@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from server.protocol.convert import NATIVE_DTYPES, response_to_pb
+from typing import Any
+
+from server.protocol.convert import response_to_pb
 from server.protocol.tensor_codec import encode_raw
 from server.types import DataType, InferResponse
 
@@ -37,26 +39,27 @@ def _field(tag: bytes, data: bytes) -> bytes:
     return tag + varint(len(data)) + data if data else b""
 
 
+def _remember(cache: dict[Any, bytes], key: Any, value: bytes) -> bytes:
+    """Caches `value`; a cache that fills up (keys that vary without end) starts over rather than grow."""
+    if len(cache) >= _MAX_HEADERS:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _output_header(name: str, datatype: DataType, shape: tuple[int, ...]) -> bytes:
     """The outputs entry of one tensor (name, datatype, shape), encoded (and cached)."""
     dims = b"".join(varint(d) for d in shape)
     body = b"".join(
         (_field(_NAME, name.encode()), _field(_DATATYPE, datatype.value.encode()), _field(_SHAPE, dims))
     )
-    if len(_headers) >= _MAX_HEADERS:  # shapes that vary without end: start over rather than grow
-        _headers.clear()
-    header = _headers[(name, datatype, shape)] = _OUTPUTS + varint(len(body)) + body
-    return header
+    return _remember(_headers, (name, datatype, shape), _OUTPUTS + varint(len(body)) + body)
 
 
 def _model_fields(name: str, version: str) -> bytes:
     """model_name and model_version, encoded (and cached)."""
-    if len(_models) >= _MAX_HEADERS:
-        _models.clear()
-    fields = _models[(name, version)] = _field(_MODEL_NAME, name.encode()) + _field(
-        _MODEL_VERSION, version.encode()
-    )
-    return fields
+    fields = _field(_MODEL_NAME, name.encode()) + _field(_MODEL_VERSION, version.encode())
+    return _remember(_models, (name, version), fields)
 
 
 def infer_response_bytes(response: InferResponse) -> bytes:
@@ -74,11 +77,9 @@ def infer_response_bytes(response: InferResponse) -> bytes:
         parts.append(_ID + (_ONE_BYTE[len(rid)] if len(rid) < 128 else varint(len(rid))) + rid)
     raws = []
     for tensor in response.outputs:
-        datatype, data = tensor.datatype, tensor.data
-        shape = data.shape
-        name = tensor.name
+        name, datatype, shape = tensor.name, tensor.datatype, tensor.data.shape
         parts.append(_headers.get((name, datatype, shape)) or _output_header(name, datatype, shape))
-        raw = data.tobytes() if data.dtype is NATIVE_DTYPES[datatype] else encode_raw(tensor)
+        raw = encode_raw(tensor)
         size = len(raw)
         raws.append(_RAW + (_ONE_BYTE[size] if size < 128 else varint(size)))
         raws.append(raw)

@@ -110,7 +110,11 @@ class DynamicBatcher(InlineExecution):
         if not self._flush_scheduled:  # the first request of this loop turn
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-            if self._inline is not None and self._execute_now(item):
+            # Under gRPC most requests arrive one per loop turn: the first runs at once if it can.
+            answer = self._run_alone(request, size, channel) if self._inline is not None else None
+            if answer is not None:  # the response itself, or the channel the backend answered on
+                if isinstance(answer, InferResponse):
+                    channel.put_nowait(answer)
                 return channel
         self._incoming.append(item)
         request.cancel.on_cancel(partial(self._cancel_waiting, item))

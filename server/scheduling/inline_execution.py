@@ -66,18 +66,26 @@ class InlineExecution:
         queued: the unary fast path, without a queue entry or a hand-over. Returns its final response, or
         the channel it will arrive on (a model that answered through its response sender); None when
         nothing ran (the request must be submitted; submit also words any refusal)."""
-        gate = self._inline
-        if gate is None or not gate.open or self._incoming or self._backlog is not None:
-            return None
         size = self._policy.shape_of(request)[0]
         if self._policy.max_batch_size and size > self._policy.max_batch_size:
+            return None
+        return self._run_alone(request, size, None)
+
+    def _run_alone(
+        self, request: InferRequest, size: int, channel: ResponseChannel | None
+    ) -> InferResponse | ResponseChannel | None:
+        """Execute one admitted request on the loop now if the gate is open and nothing else waits or
+        runs (max_queue_delay is 0: an idle instance takes what is there); None when it must queue.
+        Returns its final response, or `channel` (made here if None) when the backend answered there."""
+        gate = self._inline
+        if gate is None or not gate.open or self._incoming or self._backlog is not None:
             return None
         with self._lock:
             if self._closed or self._executing or self._queued:
                 return None
             self._executing = 1
         request.times.queue_start_ns = time.monotonic_ns()
-        batch = Batch(0, [request], [None], [size], loop=asyncio.get_running_loop())
+        batch = Batch(0, [request], [channel], [size], loop=asyncio.get_running_loop())
         try:
             result = self._execute_timed(batch, inline=True)[0]
         finally:
@@ -85,27 +93,6 @@ class InlineExecution:
         # None: answered through the channel, which the backend made (or a broken backend: made here,
         # it never ends, as a request of the queue path would not either)
         return batch.channel(0) if result is None else result
-
-    def _execute_now(self, item: QueuedRequest) -> bool:
-        """Execute the first request of a loop turn right away, on the loop, if the gate is open and nothing
-        else waits or runs (the model's max_queue_delay is 0: an idle instance takes what is there). Under
-        gRPC most requests arrive one per loop turn; this saves each the hand-over to the end of the turn.
-        False when the request must queue as usual."""
-        gate = self._inline
-        if gate is None or not gate.open or self._incoming:
-            return False
-        with self._lock:
-            if self._closed or self._executing or self._queued or self._backlog is not None:
-                return False
-            self._executing = 1
-        item.state = ItemState.RUNNING
-        try:
-            pairs = self._run(0, [item], inline=True)
-        finally:
-            self._release_instance()
-        for channel, response in pairs:
-            channel.put_nowait(response)
-        return True
 
     def _flush_inline(self, items: list[QueuedRequest]) -> bool:
         """Execute `items` on the loop if the instance is idle; keep them for later if it is busy.

@@ -64,9 +64,7 @@ class InferenceRequest:
         """The request `execute` receives; with BatchSenders, its sender is built on first use (`index`)."""
         self = cls.__new__(cls)
         self._request = request
-        if sender.__class__ is BatchSenders:
-            self._sender, self._senders = None, sender
-        elif isinstance(sender, ResponseSender):
+        if isinstance(sender, ResponseSender):
             self._sender, self._senders = sender, None
         else:
             self._sender, self._senders = None, sender
